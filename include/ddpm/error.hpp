@@ -1,0 +1,82 @@
+// ddpm/error.hpp — the exception hierarchy.
+//
+// Every exception ddpm throws derives from ddpm::error *and* from the standard
+// exception that fits it, so callers can catch either:
+//
+//   ddpm::error              (mixin; what() is the message)
+//   ├── ddpm::invalid_argument : std::invalid_argument   bad configuration or input
+//   ├── ddpm::numerical_error  : std::runtime_error      non-finite values found by a check
+//   └── ddpm::cuda_error       : std::runtime_error      a CUDA call failed (see ddpm/cuda.cuh)
+//
+// ddpm::error deliberately does not derive from std::exception itself, so that
+// `catch (const std::exception&)` stays unambiguous.
+#pragma once
+
+#include "ddpm/config.hpp"
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace ddpm {
+
+/// Base of every ddpm exception. Catch by `const ddpm::error&`.
+class error {
+public:
+    virtual ~error() = default;
+    [[nodiscard]] virtual const char* what() const noexcept = 0;
+
+protected:
+    error() = default;
+    error(const error&) = default;
+    error& operator=(const error&) = default;
+};
+
+/// Bad configuration or input: the message names the parameter, the value and
+/// what was expected.
+class invalid_argument : public std::invalid_argument, public error {
+public:
+    explicit invalid_argument(const std::string& message) : std::invalid_argument(message) {}
+    [[nodiscard]] const char* what() const noexcept override { return std::invalid_argument::what(); }
+};
+
+/// A finite-value check failed (for example a network that wrote NaN).
+class numerical_error : public std::runtime_error, public error {
+public:
+    explicit numerical_error(const std::string& message) : std::runtime_error(message) {}
+    [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
+};
+
+/// A CUDA runtime call failed; the message carries cudaGetErrorString.
+class cuda_error : public std::runtime_error, public error {
+public:
+    explicit cuda_error(const std::string& message) : std::runtime_error(message) {}
+    [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
+};
+
+namespace detail {
+
+/// Builds "<where>: <parameter> = <value>; expected <expectation>".
+template <class Value>
+[[nodiscard]] std::string describe(std::string_view where, std::string_view parameter, const Value& value,
+                                   std::string_view expected) {
+    std::ostringstream os;
+    os.precision(17);
+    os << where << ": " << parameter << " = " << value << "; expected " << expected;
+    return os.str();
+}
+
+/// Throws ddpm::invalid_argument with a message built by describe().
+template <class Value>
+[[noreturn]] void throw_invalid(std::string_view where, std::string_view parameter, const Value& value,
+                                std::string_view expected) {
+    DDPM_THROW(ddpm::invalid_argument(describe(where, parameter, value, expected)));
+#if DDPM_NO_EXCEPTIONS
+    std::abort();
+#endif
+}
+
+} // namespace detail
+} // namespace ddpm

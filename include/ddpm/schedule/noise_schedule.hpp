@@ -1,0 +1,290 @@
+// ddpm/schedule/noise_schedule.hpp — a schedule and every table derived from it.
+//
+// Tables are computed once in float64 (MATH.md, "Noise schedules": derived
+// quantities) and exposed as float64 or as a float32 rounding of the float64
+// table. Index t runs over [0, T) — the code convention; t = 0 is the least
+// noisy step and corresponds to the paper's t = 1.
+#pragma once
+
+#include "ddpm/error.hpp"
+#include "ddpm/schedule/beta_schedule.hpp"
+#include "ddpm/schedule/profile.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace ddpm {
+
+/// Every per-timestep table, each of length T, in precision T_.
+/// Names follow improved-diffusion / diffusers.
+template <class T_>
+struct schedule_tables {
+    std::vector<T_> betas;                          ///< β_t
+    std::vector<T_> alphas;                         ///< α_t = 1 − β_t
+    std::vector<T_> alphas_cumprod;                 ///< ᾱ_t = ∏_{s≤t} α_s
+    std::vector<T_> alphas_cumprod_prev;            ///< ᾱ_{t−1}, with ᾱ_{−1} = 1
+    std::vector<T_> alphas_cumprod_next;            ///< ᾱ_{t+1}, with ᾱ_T = 0
+    std::vector<T_> sqrt_alphas_cumprod;            ///< √ᾱ_t
+    std::vector<T_> sqrt_one_minus_alphas_cumprod;  ///< √(1 − ᾱ_t)
+    std::vector<T_> log_one_minus_alphas_cumprod;   ///< log(1 − ᾱ_t)
+    std::vector<T_> sqrt_recip_alphas_cumprod;      ///< 1/√ᾱ_t
+    std::vector<T_> sqrt_recipm1_alphas_cumprod;    ///< √(1/ᾱ_t − 1)
+    std::vector<T_> posterior_variance;             ///< β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t)
+    std::vector<T_> posterior_log_variance_clipped; ///< log β̃_t, with t = 0 replaced by log β̃_1
+    std::vector<T_> posterior_mean_coef1;           ///< √ᾱ_{t−1} β_t / (1 − ᾱ_t)   (multiplies x_0)
+    std::vector<T_> posterior_mean_coef2;           ///< √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) (multiplies x_t)
+    std::vector<T_> snr;                            ///< ᾱ_t / (1 − ᾱ_t)
+
+    /// Calls f(name, table) for every table, in the order declared above.
+    template <class F>
+    void for_each(F&& f) const {
+        f("betas", betas);
+        f("alphas", alphas);
+        f("alphas_cumprod", alphas_cumprod);
+        f("alphas_cumprod_prev", alphas_cumprod_prev);
+        f("alphas_cumprod_next", alphas_cumprod_next);
+        f("sqrt_alphas_cumprod", sqrt_alphas_cumprod);
+        f("sqrt_one_minus_alphas_cumprod", sqrt_one_minus_alphas_cumprod);
+        f("log_one_minus_alphas_cumprod", log_one_minus_alphas_cumprod);
+        f("sqrt_recip_alphas_cumprod", sqrt_recip_alphas_cumprod);
+        f("sqrt_recipm1_alphas_cumprod", sqrt_recipm1_alphas_cumprod);
+        f("posterior_variance", posterior_variance);
+        f("posterior_log_variance_clipped", posterior_log_variance_clipped);
+        f("posterior_mean_coef1", posterior_mean_coef1);
+        f("posterior_mean_coef2", posterior_mean_coef2);
+        f("snr", snr);
+    }
+};
+
+/// A noise schedule: β_1..β_T, the profile whose conventions apply, and the
+/// derived tables in float64 and float32.
+///
+/// Construct from a named schedule (`schedule_config`), from user βs
+/// (`from_betas`) or from a user ᾱ (`from_alphas_cumprod`). Invalid input
+/// throws ddpm::invalid_argument naming the parameter and value.
+class noise_schedule {
+public:
+    /// A named schedule under a profile. The improved_diffusion profile scales
+    /// the linear schedule's endpoints by 1000/T; the diffusers profile builds
+    /// β and ᾱ in float32 as torch does on the CPU.
+    explicit noise_schedule(const schedule_config& config, ddpm::profile p = ddpm::profile::standard)
+        : m_profile(p), m_config(config) {
+        constexpr std::string_view where = "ddpm::noise_schedule";
+        const ddpm::conventions conv = conventions_of(p);
+        schedule_config c = config;
+        if (c.num_train_timesteps < 1)
+            detail::throw_invalid(where, "num_train_timesteps", c.num_train_timesteps, "an integer >= 1");
+        if (conv.scale_linear_by_T && c.schedule == beta_schedule::linear) {
+            const double scale = 1000.0 / static_cast<double>(c.num_train_timesteps);
+            c.beta_start = scale * c.beta_start;
+            c.beta_end = scale * c.beta_end;
+        }
+        if (conv.float32_tables) {
+            auto b32 = make_betas_torch_f32(c, where);
+            validate_betas(std::span<const float>(b32), where, c.rescale_betas_zero_snr);
+            if (c.rescale_betas_zero_snr) b32 = rescale_zero_terminal_snr<float>(b32);
+            build_from_float32(b32, where);
+        } else {
+            auto b = make_betas(c, where);
+            validate_betas(std::span<const double>(b), where, c.rescale_betas_zero_snr);
+            if (c.rescale_betas_zero_snr) b = rescale_zero_terminal_snr<double>(b);
+            build(std::move(b), where);
+        }
+    }
+
+    /// User-supplied β_1..β_T, each in (0, 1].
+    [[nodiscard]] static noise_schedule from_betas(std::span<const double> betas,
+                                                   ddpm::profile p = ddpm::profile::standard) {
+        constexpr std::string_view where = "ddpm::noise_schedule::from_betas";
+        validate_betas(betas, where, false);
+        noise_schedule s(p);
+        s.m_config.num_train_timesteps = static_cast<std::int64_t>(betas.size());
+        if (conventions_of(p).float32_tables) {
+            std::vector<float> b32(betas.begin(), betas.end());
+            s.build_from_float32(b32, where);
+        } else {
+            s.build(std::vector<double>(betas.begin(), betas.end()), where);
+        }
+        return s;
+    }
+
+    /// User-supplied ᾱ_1..ᾱ_T: strictly decreasing, ᾱ_1 in (0, 1), the rest in
+    /// [0, 1). β_t = 1 − ᾱ_t / ᾱ_{t−1}.
+    [[nodiscard]] static noise_schedule from_alphas_cumprod(std::span<const double> alphas_cumprod,
+                                                            ddpm::profile p = ddpm::profile::standard) {
+        constexpr std::string_view where = "ddpm::noise_schedule::from_alphas_cumprod";
+        const std::size_t n = alphas_cumprod.size();
+        if (n < 1) detail::throw_invalid(where, "alphas_cumprod.size()", n, ">= 1");
+        for (std::size_t i = 0; i < n; ++i) {
+            const double a = alphas_cumprod[i];
+            if (!std::isfinite(a) || !(a >= 0.0 && a < 1.0) || (i == 0 && !(a > 0.0)))
+                detail::throw_invalid(where, "alphas_cumprod[" + std::to_string(i) + "]", a,
+                                      i == 0 ? "in (0, 1)" : "in [0, 1)");
+            if (i > 0 && !(a < alphas_cumprod[i - 1]))
+                detail::throw_invalid(where, "alphas_cumprod[" + std::to_string(i) + "]", a,
+                                      "strictly less than alphas_cumprod[" + std::to_string(i - 1) + "] = " +
+                                          std::to_string(alphas_cumprod[i - 1]) + " (strictly decreasing)");
+        }
+        std::vector<double> betas(n);
+        for (std::size_t i = 0; i < n; ++i)
+            betas[i] = 1.0 - alphas_cumprod[i] / (i == 0 ? 1.0 : alphas_cumprod[i - 1]);
+        return from_betas(betas, p);
+    }
+
+    /// Number of training timesteps T.
+    [[nodiscard]] std::int64_t size() const noexcept { return static_cast<std::int64_t>(m_f64.betas.size()); }
+    [[nodiscard]] std::int64_t num_train_timesteps() const noexcept { return size(); }
+    [[nodiscard]] ddpm::profile profile() const noexcept { return m_profile; }
+    [[nodiscard]] ddpm::conventions conventions() const noexcept { return conventions_of(m_profile); }
+    /// The configuration this schedule was built from (for from_betas /
+    /// from_alphas_cumprod only num_train_timesteps is meaningful).
+    [[nodiscard]] const schedule_config& config() const noexcept { return m_config; }
+
+    /// The tables in precision T_ (double: computed; float: rounded from double).
+    template <class T_>
+    [[nodiscard]] const schedule_tables<T_>& tables() const noexcept {
+        static_assert(std::is_same_v<T_, double> || std::is_same_v<T_, float>,
+                      "ddpm::noise_schedule::tables<T>: T must be float or double");
+        if constexpr (std::is_same_v<T_, double>) return m_f64;
+        else return m_f32;
+    }
+    [[nodiscard]] const schedule_tables<double>& f64() const noexcept { return m_f64; }
+    [[nodiscard]] const schedule_tables<float>& f32() const noexcept { return m_f32; }
+
+    /// Throws ddpm::invalid_argument unless 0 <= t < T.
+    void check_timestep(std::int64_t t, std::string_view where, std::string_view parameter = "t") const {
+        if (t < 0 || t >= size())
+            detail::throw_invalid(where, parameter, t, "in [0, " + std::to_string(size()) + ") (t is 0-based)");
+    }
+
+private:
+    explicit noise_schedule(ddpm::profile p) : m_profile(p) {}
+
+    template <class B>
+    static void validate_betas(std::span<const B> betas, std::string_view where, bool rescale) {
+        if (betas.empty()) detail::throw_invalid(where, "betas.size()", 0, ">= 1");
+        for (std::size_t i = 0; i < betas.size(); ++i) {
+            const double b = static_cast<double>(betas[i]);
+            if (!std::isfinite(b) || !(b > 0.0 && b <= 1.0))
+                detail::throw_invalid(where, "betas[" + std::to_string(i) + "]", b, "in (0, 1]");
+        }
+        if (rescale && betas.size() < 2)
+            detail::throw_invalid(where, "num_train_timesteps", betas.size(), ">= 2 for rescale_betas_zero_snr");
+        // β = 1 before the last step would make every later ᾱ zero.
+        for (std::size_t i = 0; i + 1 < betas.size(); ++i)
+            if (!rescale && static_cast<double>(betas[i]) == 1.0)
+                detail::throw_invalid(where, "betas[" + std::to_string(i) + "]", 1.0,
+                                      "< 1 (only the last beta may be 1)");
+    }
+
+    /// diffusers: α = 1 − β in float32, ᾱ = cumprod accumulated in double and
+    /// rounded to float32 (torch's CPU cumprod). The float64 tables then hold
+    /// these float32 values exactly and derive the rest from them.
+    void build_from_float32(const std::vector<float>& b32, std::string_view where) {
+        const std::size_t n = b32.size();
+        std::vector<double> betas(n), alphas(n), acp(n);
+        double acc = 1.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const float a = 1.0f - b32[i];
+            acc *= static_cast<double>(a);
+            betas[i] = b32[i];
+            alphas[i] = a;
+            acp[i] = static_cast<double>(static_cast<float>(acc));
+        }
+        derive(std::move(betas), std::move(alphas), std::move(acp), where);
+    }
+
+    void build(std::vector<double> betas, std::string_view where) {
+        const std::size_t n = betas.size();
+        std::vector<double> alphas(n), acp(n);
+        double acc = 1.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            alphas[i] = 1.0 - betas[i];
+            acc *= alphas[i];
+            acp[i] = acc;
+        }
+        derive(std::move(betas), std::move(alphas), std::move(acp), where);
+    }
+
+    /// The derived tables, written as improved-diffusion's numpy code does.
+    void derive(std::vector<double> betas, std::vector<double> alphas, std::vector<double> acp,
+                std::string_view where) {
+        const std::size_t n = betas.size();
+        for (std::size_t i = 1; i < n; ++i)
+            if (!(acp[i] < acp[i - 1]))
+                detail::throw_invalid(where, "alphas_cumprod[" + std::to_string(i) + "]", acp[i],
+                                      "strictly decreasing (betas underflow in this precision)");
+        auto& d = m_f64;
+        d.betas = std::move(betas);
+        d.alphas = std::move(alphas);
+        d.alphas_cumprod = std::move(acp);
+        d.alphas_cumprod_prev.resize(n);
+        d.alphas_cumprod_next.resize(n);
+        d.sqrt_alphas_cumprod.resize(n);
+        d.sqrt_one_minus_alphas_cumprod.resize(n);
+        d.log_one_minus_alphas_cumprod.resize(n);
+        d.sqrt_recip_alphas_cumprod.resize(n);
+        d.sqrt_recipm1_alphas_cumprod.resize(n);
+        d.posterior_variance.resize(n);
+        d.posterior_log_variance_clipped.resize(n);
+        d.posterior_mean_coef1.resize(n);
+        d.posterior_mean_coef2.resize(n);
+        d.snr.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const double ab = d.alphas_cumprod[i];
+            const double ab_prev = (i == 0) ? 1.0 : d.alphas_cumprod[i - 1];
+            const double b = d.betas[i];
+            d.alphas_cumprod_prev[i] = ab_prev;
+            d.alphas_cumprod_next[i] = (i + 1 < n) ? d.alphas_cumprod[i + 1] : 0.0;
+            d.sqrt_alphas_cumprod[i] = std::sqrt(ab);
+            d.sqrt_one_minus_alphas_cumprod[i] = std::sqrt(1.0 - ab);
+            d.log_one_minus_alphas_cumprod[i] = std::log(1.0 - ab);
+            d.sqrt_recip_alphas_cumprod[i] = std::sqrt(1.0 / ab);
+            d.sqrt_recipm1_alphas_cumprod[i] = std::sqrt(1.0 / ab - 1.0);
+            d.posterior_variance[i] = b * (1.0 - ab_prev) / (1.0 - ab);
+            d.posterior_mean_coef1[i] = b * std::sqrt(ab_prev) / (1.0 - ab);
+            d.posterior_mean_coef2[i] = (1.0 - ab_prev) * std::sqrt(d.alphas[i]) / (1.0 - ab);
+            d.snr[i] = ab / (1.0 - ab);
+        }
+        // β̃ at t = 0 is 0; its log is "clipped" to log β̃ at t = 1. With T = 1
+        // there is no β̃_1 and log β_0 is used instead.
+        for (std::size_t i = 0; i < n; ++i) {
+            const double v = (i == 0) ? (n > 1 ? d.posterior_variance[1] : d.betas[0]) : d.posterior_variance[i];
+            d.posterior_log_variance_clipped[i] = std::log(v);
+        }
+        round_tables();
+    }
+
+    void round_tables() {
+        auto round = [](const std::vector<double>& src, std::vector<float>& dst) {
+            dst.assign(src.begin(), src.end());
+        };
+        round(m_f64.betas, m_f32.betas);
+        round(m_f64.alphas, m_f32.alphas);
+        round(m_f64.alphas_cumprod, m_f32.alphas_cumprod);
+        round(m_f64.alphas_cumprod_prev, m_f32.alphas_cumprod_prev);
+        round(m_f64.alphas_cumprod_next, m_f32.alphas_cumprod_next);
+        round(m_f64.sqrt_alphas_cumprod, m_f32.sqrt_alphas_cumprod);
+        round(m_f64.sqrt_one_minus_alphas_cumprod, m_f32.sqrt_one_minus_alphas_cumprod);
+        round(m_f64.log_one_minus_alphas_cumprod, m_f32.log_one_minus_alphas_cumprod);
+        round(m_f64.sqrt_recip_alphas_cumprod, m_f32.sqrt_recip_alphas_cumprod);
+        round(m_f64.sqrt_recipm1_alphas_cumprod, m_f32.sqrt_recipm1_alphas_cumprod);
+        round(m_f64.posterior_variance, m_f32.posterior_variance);
+        round(m_f64.posterior_log_variance_clipped, m_f32.posterior_log_variance_clipped);
+        round(m_f64.posterior_mean_coef1, m_f32.posterior_mean_coef1);
+        round(m_f64.posterior_mean_coef2, m_f32.posterior_mean_coef2);
+        round(m_f64.snr, m_f32.snr);
+    }
+
+    ddpm::profile m_profile = ddpm::profile::standard;
+    schedule_config m_config{};
+    schedule_tables<double> m_f64;
+    schedule_tables<float> m_f32;
+};
+
+} // namespace ddpm
