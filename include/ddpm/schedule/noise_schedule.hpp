@@ -64,6 +64,13 @@ struct schedule_tables {
 /// A noise schedule: β_1..β_T, the profile whose conventions apply, and the
 /// derived tables in float64 and float32.
 ///
+/// The float32 view is a rounding of the float64 tables, except in the
+/// diffusers profile, where it is built as diffusers builds its float32
+/// tensors (torch's float32 linspace, float32 α, cumprod accumulated in double
+/// and rounded) and the float64 tables keep the float64 formula — so float
+/// computations reproduce diffusers as shipped and double computations
+/// reproduce diffusers run with float64 tables.
+///
 /// Construct from a named schedule (`schedule_config`), from user βs
 /// (`from_betas`) or from a user ᾱ (`from_alphas_cumprod`). Invalid input
 /// throws ddpm::invalid_argument naming the parameter and value.
@@ -84,16 +91,15 @@ public:
             c.beta_start = scale * c.beta_start;
             c.beta_end = scale * c.beta_end;
         }
+        auto b = make_betas(c, where);
+        validate_betas(std::span<const double>(b), where, c.rescale_betas_zero_snr);
+        if (c.rescale_betas_zero_snr) b = rescale_zero_terminal_snr<double>(b);
+        build(std::move(b), where);
         if (conv.float32_tables) {
             auto b32 = make_betas_torch_f32(c, where);
             validate_betas(std::span<const float>(b32), where, c.rescale_betas_zero_snr);
             if (c.rescale_betas_zero_snr) b32 = rescale_zero_terminal_snr<float>(b32);
-            build_from_float32(b32, where);
-        } else {
-            auto b = make_betas(c, where);
-            validate_betas(std::span<const double>(b), where, c.rescale_betas_zero_snr);
-            if (c.rescale_betas_zero_snr) b = rescale_zero_terminal_snr<double>(b);
-            build(std::move(b), where);
+            build_float32_view(b32, where);
         }
     }
 
@@ -104,11 +110,10 @@ public:
         validate_betas(betas, where, false);
         noise_schedule s(p);
         s.m_config.num_train_timesteps = static_cast<std::int64_t>(betas.size());
+        s.build(std::vector<double>(betas.begin(), betas.end()), where);
         if (conventions_of(p).float32_tables) {
-            std::vector<float> b32(betas.begin(), betas.end());
-            s.build_from_float32(b32, where);
-        } else {
-            s.build(std::vector<double>(betas.begin(), betas.end()), where);
+            const std::vector<float> b32(betas.begin(), betas.end());
+            s.build_float32_view(b32, where);
         }
         return s;
     }
@@ -183,9 +188,10 @@ private:
     }
 
     /// diffusers: α = 1 − β in float32, ᾱ = cumprod accumulated in double and
-    /// rounded to float32 (torch's CPU cumprod). The float64 tables then hold
-    /// these float32 values exactly and derive the rest from them.
-    void build_from_float32(const std::vector<float>& b32, std::string_view where) {
+    /// rounded to float32 (torch's CPU cumprod). The float32 view holds these
+    /// values exactly, and the rest derived from them; the float64 tables keep
+    /// the float64 formula (diffusers run with float64 tables).
+    void build_float32_view(const std::vector<float>& b32, std::string_view where) {
         const std::size_t n = b32.size();
         std::vector<double> betas(n), alphas(n), acp(n);
         double acc = 1.0;
@@ -196,7 +202,7 @@ private:
             alphas[i] = a;
             acp[i] = static_cast<double>(static_cast<float>(acc));
         }
-        derive(std::move(betas), std::move(alphas), std::move(acp), where);
+        round_tables(derive(std::move(betas), std::move(alphas), std::move(acp), where), m_f32);
     }
 
     void build(std::vector<double> betas, std::string_view where) {
@@ -208,18 +214,19 @@ private:
             acc *= alphas[i];
             acp[i] = acc;
         }
-        derive(std::move(betas), std::move(alphas), std::move(acp), where);
+        m_f64 = derive(std::move(betas), std::move(alphas), std::move(acp), where);
+        round_tables(m_f64, m_f32);
     }
 
     /// The derived tables, written as improved-diffusion's numpy code does.
-    void derive(std::vector<double> betas, std::vector<double> alphas, std::vector<double> acp,
-                std::string_view where) {
+    [[nodiscard]] static schedule_tables<double> derive(std::vector<double> betas, std::vector<double> alphas,
+                                                        std::vector<double> acp, std::string_view where) {
         const std::size_t n = betas.size();
         for (std::size_t i = 1; i < n; ++i)
             if (!(acp[i] < acp[i - 1]))
                 detail::throw_invalid(where, "alphas_cumprod[" + std::to_string(i) + "]", acp[i],
                                       "strictly decreasing (betas underflow in this precision)");
-        auto& d = m_f64;
+        schedule_tables<double> d;
         d.betas = std::move(betas);
         d.alphas = std::move(alphas);
         d.alphas_cumprod = std::move(acp);
@@ -257,28 +264,27 @@ private:
             const double v = (i == 0) ? (n > 1 ? d.posterior_variance[1] : d.betas[0]) : d.posterior_variance[i];
             d.posterior_log_variance_clipped[i] = std::log(v);
         }
-        round_tables();
+        return d;
     }
 
-    void round_tables() {
-        auto round = [](const std::vector<double>& src, std::vector<float>& dst) {
-            dst.assign(src.begin(), src.end());
-        };
-        round(m_f64.betas, m_f32.betas);
-        round(m_f64.alphas, m_f32.alphas);
-        round(m_f64.alphas_cumprod, m_f32.alphas_cumprod);
-        round(m_f64.alphas_cumprod_prev, m_f32.alphas_cumprod_prev);
-        round(m_f64.alphas_cumprod_next, m_f32.alphas_cumprod_next);
-        round(m_f64.sqrt_alphas_cumprod, m_f32.sqrt_alphas_cumprod);
-        round(m_f64.sqrt_one_minus_alphas_cumprod, m_f32.sqrt_one_minus_alphas_cumprod);
-        round(m_f64.log_one_minus_alphas_cumprod, m_f32.log_one_minus_alphas_cumprod);
-        round(m_f64.sqrt_recip_alphas_cumprod, m_f32.sqrt_recip_alphas_cumprod);
-        round(m_f64.sqrt_recipm1_alphas_cumprod, m_f32.sqrt_recipm1_alphas_cumprod);
-        round(m_f64.posterior_variance, m_f32.posterior_variance);
-        round(m_f64.posterior_log_variance_clipped, m_f32.posterior_log_variance_clipped);
-        round(m_f64.posterior_mean_coef1, m_f32.posterior_mean_coef1);
-        round(m_f64.posterior_mean_coef2, m_f32.posterior_mean_coef2);
-        round(m_f64.snr, m_f32.snr);
+    /// The float32 view: every table rounded once from float64.
+    static void round_tables(const schedule_tables<double>& src, schedule_tables<float>& dst) {
+        auto round = [](const std::vector<double>& from, std::vector<float>& to) { to.assign(from.begin(), from.end()); };
+        round(src.betas, dst.betas);
+        round(src.alphas, dst.alphas);
+        round(src.alphas_cumprod, dst.alphas_cumprod);
+        round(src.alphas_cumprod_prev, dst.alphas_cumprod_prev);
+        round(src.alphas_cumprod_next, dst.alphas_cumprod_next);
+        round(src.sqrt_alphas_cumprod, dst.sqrt_alphas_cumprod);
+        round(src.sqrt_one_minus_alphas_cumprod, dst.sqrt_one_minus_alphas_cumprod);
+        round(src.log_one_minus_alphas_cumprod, dst.log_one_minus_alphas_cumprod);
+        round(src.sqrt_recip_alphas_cumprod, dst.sqrt_recip_alphas_cumprod);
+        round(src.sqrt_recipm1_alphas_cumprod, dst.sqrt_recipm1_alphas_cumprod);
+        round(src.posterior_variance, dst.posterior_variance);
+        round(src.posterior_log_variance_clipped, dst.posterior_log_variance_clipped);
+        round(src.posterior_mean_coef1, dst.posterior_mean_coef1);
+        round(src.posterior_mean_coef2, dst.posterior_mean_coef2);
+        round(src.snr, dst.snr);
     }
 
     ddpm::profile m_profile = ddpm::profile::standard;

@@ -1,0 +1,118 @@
+// ddpm/core/forward.hpp — the forward process q(x_t | x_0) on a batch
+// (MATH.md, "Forward process").
+//
+// All functions take B samples × D elements, batch-first, and one 0-based
+// timestep per sample (t ∈ [0, T)). Noise is supplied by the caller. Sizes and
+// timesteps are checked once per call; on error nothing is written.
+#pragma once
+
+#include "ddpm/buffer.hpp"
+#include "ddpm/kernels/scalar.hpp"
+#include "ddpm/schedule/noise_schedule.hpp"
+
+#include <cmath>
+#include <type_traits>
+
+namespace ddpm {
+
+namespace detail {
+
+/// Checks x0 / noise / out against the timesteps; returns B × D.
+template <class X, class N, class O, class Ts>
+batch_shape check_forward(std::string_view where, const noise_schedule& s, const X& x0, const N& noise,
+                          const O& out, const Ts& timesteps) {
+    static_assert(std::is_same_v<value_of<X>, value_of<N>> && std::is_same_v<value_of<X>, value_of<O>>,
+                  "ddpm: x0, noise and out must have the same element type (float or double)");
+    const auto shape = shape_from(where, std::ranges::size(timesteps), "x0", as_span(x0).size());
+    check_size(where, "noise", as_span(noise).size(), shape.elements());
+    check_size(where, "out", as_span(out).size(), shape.elements());
+    check_timesteps(where, timesteps, s.size());
+    return shape;
+}
+
+/// out[b, :] = f(a[b, :], n[b, :], coef1(t_b), coef2(t_b)) for the forward pair.
+template <class T, class Ts, class F>
+void forward_pair(const noise_schedule& s, std::span<const T> a, std::span<const T> n, std::span<T> out,
+                  const Ts& timesteps, batch_shape shape, F f) {
+    const auto& tab = s.tables<T>();
+    std::size_t b = 0;
+    for (const auto tv : timesteps) {
+        const auto t = static_cast<std::size_t>(tv);
+        T c1 = tab.sqrt_alphas_cumprod[t];
+        T c2 = tab.sqrt_one_minus_alphas_cumprod[t];
+        if (s.profile() == profile::diffusers) {
+            // diffusers: ᾱ_t ** 0.5 and (1 − ᾱ_t) ** 0.5 in the tensor's precision.
+            const T ab = tab.alphas_cumprod[t];
+            c1 = std::sqrt(ab);
+            c2 = std::sqrt(T(1) - ab);
+        }
+        const std::size_t off = b * shape.dim;
+        for (std::size_t i = 0; i < shape.dim; ++i) out[off + i] = f(a[off + i], n[off + i], c1, c2);
+        ++b;
+    }
+}
+
+} // namespace detail
+
+/// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε for every sample (q_sample, paper eq. 4).
+///
+/// @param x0        B·D clean samples.
+/// @param noise     B·D draws of ε ~ N(0, I), supplied by the caller.
+/// @param timesteps B 0-based timesteps in [0, T).
+/// @param out       B·D, receives x_t. May alias x0 or noise.
+/// @throws ddpm::invalid_argument on size mismatch or a timestep outside [0, T).
+template <input_buffer X, input_buffer N, timestep_buffer Ts, output_buffer O>
+void q_sample(const noise_schedule& s, const X& x0, const N& noise, const Ts& timesteps, O&& out) {
+    using T = detail::value_of<X>;
+    const auto shape = detail::check_forward("ddpm::q_sample", s, x0, noise, out, timesteps);
+    detail::forward_pair<T>(s, as_span(x0), as_span(noise), as_mutable_span(out), timesteps, shape,
+                            [](T x, T e, T a, T b) { return kernels::scalar::q_sample(x, e, a, b); });
+}
+
+/// diffusers' name for q_sample: add_noise(original_samples, noise, timesteps).
+template <input_buffer X, input_buffer N, timestep_buffer Ts, output_buffer O>
+void add_noise(const noise_schedule& s, const X& x0, const N& noise, const Ts& timesteps, O&& out) {
+    using T = detail::value_of<X>;
+    const auto shape = detail::check_forward("ddpm::add_noise", s, x0, noise, out, timesteps);
+    detail::forward_pair<T>(s, as_span(x0), as_span(noise), as_mutable_span(out), timesteps, shape,
+                            [](T x, T e, T a, T b) { return kernels::scalar::q_sample(x, e, a, b); });
+}
+
+/// v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, the v-prediction target (diffusers' get_velocity).
+template <input_buffer X, input_buffer N, timestep_buffer Ts, output_buffer O>
+void get_velocity(const noise_schedule& s, const X& x0, const N& noise, const Ts& timesteps, O&& out) {
+    using T = detail::value_of<X>;
+    const auto shape = detail::check_forward("ddpm::get_velocity", s, x0, noise, out, timesteps);
+    detail::forward_pair<T>(s, as_span(x0), as_span(noise), as_mutable_span(out), timesteps, shape,
+                            [](T x, T e, T a, T b) { return kernels::scalar::velocity(x, e, a, b); });
+}
+
+/// Mean and variance of q(x_t | x_0): mean = √ᾱ_t x_0 (B·D), variance = 1 − ᾱ_t
+/// and log_variance = log(1 − ᾱ_t) (one per sample, B each).
+template <input_buffer X, timestep_buffer Ts, output_buffer M, output_buffer V, output_buffer L>
+void q_mean_variance(const noise_schedule& s, const X& x0, const Ts& timesteps, M&& mean, V&& variance,
+                     L&& log_variance) {
+    using T = detail::value_of<X>;
+    constexpr std::string_view where = "ddpm::q_mean_variance";
+    const auto shape = detail::shape_from(where, std::ranges::size(timesteps), "x0", as_span(x0).size());
+    detail::check_size(where, "mean", as_span(mean).size(), shape.elements());
+    detail::check_size(where, "variance", as_span(variance).size(), shape.batch, "(one per sample)");
+    detail::check_size(where, "log_variance", as_span(log_variance).size(), shape.batch, "(one per sample)");
+    detail::check_timesteps(where, timesteps, s.size());
+    const auto x = as_span(x0);
+    auto m = as_mutable_span(mean);
+    auto v = as_mutable_span(variance);
+    auto lv = as_mutable_span(log_variance);
+    const auto& tab = s.tables<T>();
+    std::size_t b = 0;
+    for (const auto tv : timesteps) {
+        const auto t = static_cast<std::size_t>(tv);
+        const T a = tab.sqrt_alphas_cumprod[t];
+        for (std::size_t i = b * shape.dim; i < (b + 1) * shape.dim; ++i) m[i] = a * x[i];
+        v[b] = T(1) - tab.alphas_cumprod[t];
+        lv[b] = tab.log_one_minus_alphas_cumprod[t];
+        ++b;
+    }
+}
+
+} // namespace ddpm

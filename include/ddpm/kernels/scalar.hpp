@@ -1,0 +1,71 @@
+// ddpm/kernels/scalar.hpp — the element-wise maths, one sample's coefficients
+// at a time. These functions are the single source of truth for every path:
+// the batch functions in core/, the SIMD kernels (as their tails and
+// references) and the CUDA kernels (compiled by nvcc as host/device code).
+//
+// Every function is noexcept and validates nothing: callers check once per call.
+#pragma once
+
+#include "ddpm/config.hpp"
+
+namespace ddpm::kernels::scalar {
+
+/// Forward process, q(x_t | x_0) sampled: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε.
+template <class T>
+DDPM_HOST_DEVICE constexpr T q_sample(T x0, T eps, T sqrt_alpha_bar, T sqrt_one_minus_alpha_bar) noexcept {
+    return sqrt_alpha_bar * x0 + sqrt_one_minus_alpha_bar * eps;
+}
+
+/// v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022, diffusers' get_velocity).
+template <class T>
+DDPM_HOST_DEVICE constexpr T velocity(T x0, T eps, T sqrt_alpha_bar, T sqrt_one_minus_alpha_bar) noexcept {
+    return sqrt_alpha_bar * eps - sqrt_one_minus_alpha_bar * x0;
+}
+
+/// Posterior mean μ̃_t = c1 x_0 + c2 x_t (MATH.md, "Posterior").
+template <class T>
+DDPM_HOST_DEVICE constexpr T posterior_mean(T x0, T xt, T coef1, T coef2) noexcept {
+    return coef1 * x0 + coef2 * xt;
+}
+
+/// Clamp to [lo, hi]; NaN passes through (as torch.clamp).
+template <class T>
+DDPM_HOST_DEVICE constexpr T clamp(T v, T lo, T hi) noexcept {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/// How x̂_0 is formed from the network output and x_t:
+///   multiply: x̂_0 = a·x_t − b·out        (improved-diffusion's tables)
+///   divide:   x̂_0 = (x_t − b·out) / a    (diffusers' epsilon form)
+///   identity: x̂_0 = out                  (sample prediction)
+enum class x0_form { multiply, divide, identity };
+
+/// The per-sample coefficients of one reverse step t → prev.
+template <class T>
+struct reverse_coefficients {
+    x0_form form = x0_form::multiply;
+    T x0_a = 0;          ///< see x0_form
+    T x0_b = 0;          ///< see x0_form
+    T mean_coef_x0 = 0;  ///< μ = mean_coef_x0 · x̂_0 + mean_coef_xt · x_t
+    T mean_coef_xt = 0;
+    T variance = 0;      ///< σ² (fixed variance types)
+    T log_variance = 0;  ///< log σ² (fixed variance types)
+    T min_log = 0;       ///< learned_range: log σ² at v = 0
+    T max_log = 0;       ///< learned_range: log σ² at v = 1
+    T noise_scale = 0;   ///< σ that multiplies z; 0 at the final step
+    T eps_a = 0;         ///< ε̂ from x̂_0 (when the model predicts x̂_0 or v): ε̂ = eps_a·x_t − eps_b·x̂_0
+    T eps_b = 0;
+};
+
+/// x̂_0 from one element of the network output.
+template <class T>
+DDPM_HOST_DEVICE constexpr T predict_x0(const reverse_coefficients<T>& c, T xt, T out) noexcept {
+    switch (c.form) {
+    case x0_form::multiply: return c.x0_a * xt - c.x0_b * out;
+    case x0_form::divide: return (xt - c.x0_b * out) / c.x0_a;
+    case x0_form::identity: return out;
+    }
+    return out;
+}
+
+} // namespace ddpm::kernels::scalar
