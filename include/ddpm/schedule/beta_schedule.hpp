@@ -161,6 +161,11 @@ inline void check_finite(std::string_view where, std::string_view name, double v
     if (T < 1) detail::throw_invalid(where, "num_train_timesteps", T, "an integer >= 1");
     detail::check_finite(where, "beta_start", c.beta_start);
     detail::check_finite(where, "beta_end", c.beta_end);
+    if (c.schedule != beta_schedule::squaredcos_cap_v2 && c.schedule != beta_schedule::jsd) {
+        if (!(c.beta_start > 0.0 && c.beta_start <= 1.0))
+            detail::throw_invalid(where, "beta_start", c.beta_start, "in (0, 1]");
+        if (!(c.beta_end > 0.0 && c.beta_end <= 1.0)) detail::throw_invalid(where, "beta_end", c.beta_end, "in (0, 1]");
+    }
     const auto n = static_cast<std::size_t>(T);
     std::vector<double> betas;
     switch (c.schedule) {
@@ -168,8 +173,6 @@ inline void check_finite(std::string_view where, std::string_view name, double v
         betas = detail::linspace_f64(c.beta_start, c.beta_end, T);
         break;
     case beta_schedule::scaled_linear: {
-        if (c.beta_start < 0) detail::throw_invalid(where, "beta_start", c.beta_start, ">= 0 for scaled_linear");
-        if (c.beta_end < 0) detail::throw_invalid(where, "beta_end", c.beta_end, ">= 0 for scaled_linear");
         betas = detail::linspace_f64(std::sqrt(c.beta_start), std::sqrt(c.beta_end), T);
         for (auto& b : betas) b = b * b;
         break;
