@@ -2,10 +2,12 @@
 //
 // Includes the standard-library-only parts of ddpm: schedules, the maths on a
 // batch, the counter-based generator, the CPU kernels (SIMD when xsimd is
-// available), samplers and the denoiser concept. Adapters (Eigen, xtensor) and
-// CUDA (ddpm/cuda.cuh) are included explicitly by the user.
+// available), samplers and the denoiser concept. Adapters (Eigen, xtensor),
+// the scheduler_config.json loader (nlohmann_json) and CUDA (ddpm/cuda.cuh)
+// are included explicitly by the user.
 #pragma once
 
+#include "ddpm/buffer.hpp"
 #include "ddpm/config.hpp"
 #include "ddpm/error.hpp"
 #include "ddpm/version.hpp"
@@ -13,3 +15,11 @@
 #include "ddpm/schedule/beta_schedule.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 #include "ddpm/schedule/profile.hpp"
+
+#include "ddpm/core/clipping.hpp"
+#include "ddpm/core/coefficients.hpp"
+#include "ddpm/core/forward.hpp"
+#include "ddpm/core/p_mean_variance.hpp"
+#include "ddpm/core/parameterization.hpp"
+#include "ddpm/core/posterior.hpp"
+#include "ddpm/core/types.hpp"

@@ -86,7 +86,10 @@ template <class T>
             break;
         case variance_type::learned: break;
         }
-        if (t <= 0) c.noise_scale = T(0); // diffusers adds noise only while t > 0
+        if (t <= 0) { // diffusers adds noise only while t > 0
+            c.noise_scale = T(0);
+            c.final_step = true;
+        }
         return c;
     }
 
@@ -152,7 +155,10 @@ template <class T>
         break;
     case variance_type::learned: break;
     }
-    if (first) c.noise_scale = T(0); // no noise on the final step (Algorithm 2: z = 0 at t = 1)
+    if (first) { // no noise on the final step (Algorithm 2: z = 0 at t = 1)
+        c.noise_scale = T(0);
+        c.final_step = true;
+    }
     return c;
 }
 
