@@ -52,7 +52,8 @@ struct reverse_coefficients {
     T log_variance = 0;  ///< log σ² (fixed variance types)
     T min_log = 0;       ///< learned_range: log σ² at v = 0
     T max_log = 0;       ///< learned_range: log σ² at v = 1
-    T noise_scale = 0;   ///< σ that multiplies z; 0 at the final step
+    T noise_scale = 0;   ///< σ that multiplies z (fixed variance types); 0 at the final step
+    bool final_step = false; ///< no noise is added at this step (t = 0 of the chain)
     T eps_a = 0;         ///< ε̂ from x̂_0 (when the model predicts x̂_0 or v): ε̂ = eps_a·x_t − eps_b·x̂_0
     T eps_b = 0;
 };
@@ -66,6 +67,57 @@ DDPM_HOST_DEVICE constexpr T predict_x0(const reverse_coefficients<T>& c, T xt, 
     case x0_form::identity: return out;
     }
     return out;
+}
+
+/// How ε̂ is formed in a DDIM step (Song et al. 2021, eq. 12):
+///   model_output: ε̂ = out                         (ε-prediction)
+///   combine:      ε̂ = eps_a·x_t + eps_b·out       (v-prediction: √(1−ᾱ) x_t + √ᾱ v̂)
+///   from_x0:      ε̂ = (x_t − eps_a·x̂_0) / eps_b   (x̂_0-prediction, or the clipped x̂_0
+///                                                  when use_clipped_model_output is set)
+enum class eps_form { model_output, combine, from_x0 };
+
+/// The per-sample coefficients of one DDIM step t → prev:
+/// x_prev = coef_x0·x̂_0 + coef_eps·ε̂ + sigma·z, with coef_x0 = √ᾱ_prev,
+/// coef_eps = √(1 − ᾱ_prev − σ²) and σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev).
+template <class T>
+struct ddim_coefficients {
+    x0_form form = x0_form::multiply;
+    T x0_a = 0;
+    T x0_b = 0;
+    kernels::scalar::eps_form eps = eps_form::model_output;
+    T eps_a = 0;
+    T eps_b = 0;
+    T coef_x0 = 0;
+    T coef_eps = 0;
+    T sigma = 0;
+};
+
+/// ε̂ of a DDIM step from the network output, x_t and the (clipped) x̂_0.
+template <class T>
+DDPM_HOST_DEVICE constexpr T ddim_eps(const ddim_coefficients<T>& c, T xt, T out, T x0) noexcept {
+    switch (c.eps) {
+    case eps_form::model_output: return out;
+    case eps_form::combine: return c.eps_a * xt + c.eps_b * out;
+    case eps_form::from_x0: return (xt - c.eps_a * x0) / c.eps_b;
+    }
+    return out;
+}
+
+/// x̂_0 of a DDIM step (same forms as the DDPM step).
+template <class T>
+DDPM_HOST_DEVICE constexpr T ddim_x0(const ddim_coefficients<T>& c, T xt, T out) noexcept {
+    switch (c.form) {
+    case x0_form::multiply: return c.x0_a * xt - c.x0_b * out;
+    case x0_form::divide: return (xt - c.x0_b * out) / c.x0_a;
+    case x0_form::identity: return out;
+    }
+    return out;
+}
+
+/// x_prev of a DDIM step, given x̂_0 (already clipped if clipping is on).
+template <class T>
+DDPM_HOST_DEVICE constexpr T ddim_prev(const ddim_coefficients<T>& c, T x0, T eps, T z) noexcept {
+    return c.coef_x0 * x0 + c.coef_eps * eps + c.sigma * z;
 }
 
 } // namespace ddpm::kernels::scalar
