@@ -22,4 +22,5 @@
 #include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/core/parameterization.hpp"
 #include "ddpm/core/posterior.hpp"
+#include "ddpm/core/training.hpp"
 #include "ddpm/core/types.hpp"
