@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 namespace ddpm {
 
@@ -65,9 +66,17 @@ template <class B>
 concept timestep_buffer = std::ranges::contiguous_range<B> && std::ranges::sized_range<B> &&
                           std::integral<std::remove_cv_t<std::ranges::range_value_t<B>>>;
 
+namespace detail {
+/// True when viewing B cannot throw (adapters with run-time stride checks can).
+template <class B>
+inline constexpr bool nothrow_view_v =
+    noexcept(traits_of<B>::data(std::declval<std::remove_cvref_t<B>&>())) &&
+    noexcept(traits_of<B>::size(std::declval<std::remove_cvref_t<B>&>()));
+} // namespace detail
+
 /// A read-only span over any input_buffer.
 template <input_buffer B>
-[[nodiscard]] auto as_span(const B& b) noexcept {
+[[nodiscard]] auto as_span(const B& b) noexcept(detail::nothrow_view_v<B>) {
     using T = detail::value_of<B>;
     auto& m = const_cast<std::remove_cvref_t<B>&>(b); // traits take B&; we only read
     return std::span<const T>(detail::traits_of<B>::data(m), detail::traits_of<B>::size(m));
@@ -75,7 +84,7 @@ template <input_buffer B>
 
 /// A writable span over any output_buffer.
 template <output_buffer B>
-[[nodiscard]] auto as_mutable_span(B& b) noexcept {
+[[nodiscard]] auto as_mutable_span(B& b) noexcept(detail::nothrow_view_v<B>) {
     using T = detail::value_of<B>;
     return std::span<T>(detail::traits_of<B>::data(b), detail::traits_of<B>::size(b));
 }
