@@ -19,6 +19,7 @@
 #include "ddpm/core/clipping.hpp"
 #include "ddpm/core/coefficients.hpp"
 #include "ddpm/core/forward.hpp"
+#include "ddpm/core/likelihood.hpp"
 #include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/core/parameterization.hpp"
 #include "ddpm/core/posterior.hpp"
