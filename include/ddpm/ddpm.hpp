@@ -25,3 +25,11 @@
 #include "ddpm/core/posterior.hpp"
 #include "ddpm/core/training.hpp"
 #include "ddpm/core/types.hpp"
+
+#include "ddpm/denoiser.hpp"
+#include "ddpm/samplers/chain.hpp"
+#include "ddpm/samplers/ddim.hpp"
+#include "ddpm/samplers/ddpm.hpp"
+#include "ddpm/samplers/noise.hpp"
+#include "ddpm/samplers/timesteps.hpp"
+#include "ddpm/schedule/scheduler_config.hpp"

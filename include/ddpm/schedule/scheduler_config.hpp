@@ -13,6 +13,7 @@
 
 #include "ddpm/core/types.hpp"
 #include "ddpm/error.hpp"
+#include "ddpm/samplers/timesteps.hpp" // timestep_spacing
 #include "ddpm/schedule/beta_schedule.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 #include "ddpm/schedule/profile.hpp"
@@ -25,33 +26,6 @@
 #include <vector>
 
 namespace ddpm {
-
-/// How inference timesteps are spread over [0, T) (diffusers' `timestep_spacing`;
-/// "Common Diffusion Noise Schedules and Sample Steps are Flawed", Lin et al.
-/// 2023, Table 2). Samplers take it from here.
-enum class timestep_spacing {
-    linspace, ///< round(linspace(0, T − 1, n)), descending
-    leading,  ///< arange(n) · (T div n) + steps_offset, descending (diffusers' default)
-    trailing, ///< round(arange(T, 0, −T / n)) − 1, descending
-};
-
-[[nodiscard]] constexpr std::string_view to_string(timestep_spacing s) noexcept {
-    switch (s) {
-    case timestep_spacing::linspace: return "linspace";
-    case timestep_spacing::leading: return "leading";
-    case timestep_spacing::trailing: return "trailing";
-    }
-    return "?";
-}
-
-/// Parses diffusers' strings "linspace", "leading", "trailing".
-[[nodiscard]] inline timestep_spacing timestep_spacing_from_string(std::string_view s) {
-    if (s == "linspace") return timestep_spacing::linspace;
-    if (s == "leading") return timestep_spacing::leading;
-    if (s == "trailing") return timestep_spacing::trailing;
-    detail::throw_invalid("ddpm::timestep_spacing_from_string", "timestep_spacing", s,
-                          "one of \"linspace\", \"leading\", \"trailing\"");
-}
 
 /// Everything a diffusers DDPM/DDIM scheduler configuration says about the
 /// maths, with diffusers' defaults (DDPMScheduler / DDIMScheduler).

@@ -1,0 +1,16 @@
+// Must not compile: an int is not a denoiser.
+#include <ddpm/samplers/ddpm.hpp>
+
+#include <random>
+#include <vector>
+
+int main() {
+    const ddpm::noise_schedule s{ddpm::schedule_config{}};
+    ddpm::ddpm_scheduler<float> sched(s);
+    std::mt19937 gen(0);
+    ddpm::urbg_normal_noise noise(gen);
+    std::vector<float> out(4);
+    int model = 0;
+    ddpm::sample(sched, model, noise, out);
+    return 0;
+}
