@@ -1,0 +1,453 @@
+// ddpm/random/counter_noise.hpp — addressable noise: the value for element i
+// of sample b at step s under seed k is a pure function of (k, b, s, i).
+//
+// ## The mapping (fixed; changing it changes every stream, see the golden
+// hashes in tests/random/)
+//
+//   key      = { lo32(k), hi32(k) }                      (Philox4x32 key)
+//   block    = 16·⌊i / 64⌋ + (i mod 16)                  (64-bit block index)
+//   word     = ⌊i / 16⌋ mod 4                            (which of its 4 words)
+//   counter  = { lo32(block), hi32(block), b, s }
+//   bits(k, b, s, i)    = philox4x32_10(counter, key).w[word]
+//   uniform(k, b, s, i) = uniform_float(bits)            in [0, 1), 24 bits
+//   normal(k, b, s, i)  = box_muller(w[0], w[1]).z0 for word 0, .z1 for word 1,
+//                         box_muller(w[2], w[3]).z0 for word 2, .z1 for word 3
+//
+// i.e. the elements are cut into groups of 64; group g uses the 16 Philox
+// blocks 16g..16g+15, and word j of block 16g + l lands on element
+// 64g + 16j + l. Each word feeds exactly one element, and the 4 words of a
+// block feed 4 elements 16 apart. Why this and not "block ⌊i/4⌋, word i mod 4":
+// with W counters in the lanes of a SIMD register (W = 4, 8 or 16 for SSE,
+// AVX2, AVX-512), output batch j is already W *contiguous* elements, so the
+// SIMD path stores straight to memory with no 4×W transpose; a CUDA kernel
+// with one thread per block writes 16 consecutive floats per word and warp,
+// which coalesces. The layout does not depend on W: any W dividing 16 produces
+// the same numbers, and so do the scalar and CUDA paths.
+//
+// sample and step are 32-bit (the counter has 128 bits: 64 for the block
+// index, 32 each for b and s); the signatures say std::uint32_t so that the
+// range is part of the contract (-Wconversion flags a narrowing call). The
+// element index is 64-bit: element_offset + length must not exceed 2^64.
+//
+// API: per element (bits_at, uniform_at, normal_at; host and device), fills
+// of a contiguous span (fill_normal / fill_uniform: SIMD at
+// xsimd::default_arch when xsimd is available, else scalar; *_scalar is the
+// reference; *_simd<Arch> picks an arch; the double overloads widen the float
+// stream), the SIMD building block normal_batches / uniform_batches for fused
+// kernels, and counter_engine, a UniformRandomBitGenerator over one stream.
+//
+// The uniform and the normal of the same (k, b, s, i) come from the same
+// words: draw them from different steps or seeds when both are needed and
+// must be independent.
+#pragma once
+
+#include "ddpm/config.hpp"
+#include "ddpm/random/normal.hpp"
+#include "ddpm/random/philox.hpp"
+
+#if DDPM_HAS_XSIMD
+#include "ddpm/random/detail/simd_ops.hpp"
+#include "ddpm/random/normal_simd.hpp"
+#include "ddpm/random/philox_simd.hpp"
+
+#include <xsimd/xsimd.hpp>
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace ddpm::random {
+
+/// Philox blocks per group of elements.
+inline constexpr std::uint64_t noise_group_blocks = 16;
+/// Elements per group (16 blocks × 4 words).
+inline constexpr std::uint64_t noise_group_elements = 64;
+
+/// Where element i's word lives.
+struct noise_location {
+    std::uint64_t block; ///< 16·⌊i/64⌋ + (i mod 16)
+    unsigned word;       ///< ⌊i/16⌋ mod 4
+};
+
+[[nodiscard]] DDPM_HOST_DEVICE constexpr noise_location locate_element(std::uint64_t element) noexcept {
+    return {noise_group_blocks * (element / noise_group_elements) + (element % noise_group_blocks),
+            static_cast<unsigned>((element / noise_group_blocks) % 4u)};
+}
+
+/// The element that word `word` of block `block` feeds (inverse of locate_element).
+[[nodiscard]] DDPM_HOST_DEVICE constexpr std::uint64_t element_of(std::uint64_t block, unsigned word) noexcept {
+    return noise_group_elements * (block / noise_group_blocks) + noise_group_blocks * word + (block % noise_group_blocks);
+}
+
+/// The Philox key of a seed: { lo32(seed), hi32(seed) }.
+[[nodiscard]] DDPM_HOST_DEVICE constexpr philox4x32_key noise_key(std::uint64_t seed) noexcept {
+    return {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
+}
+
+/// The Philox counter of a block: { lo32(block), hi32(block), sample, step }.
+[[nodiscard]] DDPM_HOST_DEVICE constexpr philox4x32_counter noise_counter(std::uint64_t block, std::uint32_t sample,
+                                                                          std::uint32_t step) noexcept {
+    return {{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32), sample, step}};
+}
+
+/// The 4 words of one block.
+[[nodiscard]] DDPM_HOST_DEVICE constexpr philox4x32_counter noise_block(std::uint64_t seed, std::uint32_t sample,
+                                                                        std::uint32_t step, std::uint64_t block) noexcept {
+    return philox4x32_10(noise_counter(block, sample, step), noise_key(seed));
+}
+
+/// The 32 random bits of element `element` of sample `sample` at step `step`.
+[[nodiscard]] DDPM_HOST_DEVICE constexpr std::uint32_t bits_at(std::uint64_t seed, std::uint32_t sample,
+                                                               std::uint32_t step, std::uint64_t element) noexcept {
+    const noise_location at = locate_element(element);
+    return noise_block(seed, sample, step, at.block).w[at.word];
+}
+
+/// A uniform float in [0, 1) for (seed, sample, step, element): uniform_float(bits_at(...)).
+[[nodiscard]] DDPM_HOST_DEVICE inline float uniform_at(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                                       std::uint64_t element) noexcept {
+    return uniform_float(bits_at(seed, sample, step, element));
+}
+
+/// A standard normal float for (seed, sample, step, element).
+[[nodiscard]] DDPM_HOST_DEVICE inline float normal_at(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                                      std::uint64_t element) noexcept {
+    const noise_location at = locate_element(element);
+    const philox4x32_counter w = noise_block(seed, sample, step, at.block);
+    const unsigned pair = at.word & 2u;
+    const normal_pair z = box_muller(w.w[pair], w.w[pair + 1u]);
+    return (at.word & 1u) ? z.z1 : z.z0;
+}
+
+namespace detail {
+
+/// Runs `write(element, z0, z1, z2, z3)` for every block of the groups that
+/// overlap [first, end), with the block's 4 values of the transform `tr`.
+template <class Transform>
+inline void for_each_block_scalar(std::span<float> out, std::uint64_t seed,
+                                  std::uint32_t sample, std::uint32_t step, std::uint64_t first,
+                                  Transform tr) noexcept {
+    if (out.empty()) return;
+    const philox4x32_key key = noise_key(seed);
+    const std::uint64_t end = first + out.size();
+    const std::uint64_t g_last = (end - 1) / noise_group_elements;
+    for (std::uint64_t g = first / noise_group_elements;; ++g) {
+        const std::uint64_t base = g * noise_group_elements;
+        for (std::uint64_t l = 0; l < noise_group_blocks; ++l) {
+            // Block 16g + l feeds elements base + l + 16j, j = 0..3.
+            if (base + l + 3 * noise_group_blocks < first || base + l >= end) continue;
+            const philox4x32_counter w = philox4x32_10(noise_counter(g * noise_group_blocks + l, sample, step), key);
+            float v[4];
+            tr(w, v);
+            for (std::uint64_t j = 0; j < 4; ++j) {
+                const std::uint64_t e = base + l + noise_group_blocks * j;
+                if (e >= first && e < end) out[static_cast<std::size_t>(e - first)] = v[j];
+            }
+        }
+        if (g == g_last) break;
+    }
+}
+
+struct normal_transform {
+    DDPM_HOST_DEVICE DDPM_FORCEINLINE void operator()(const philox4x32_counter& w, float* v) const noexcept {
+        const normal_pair a = box_muller(w.w[0], w.w[1]);
+        const normal_pair b = box_muller(w.w[2], w.w[3]);
+        v[0] = a.z0;
+        v[1] = a.z1;
+        v[2] = b.z0;
+        v[3] = b.z1;
+    }
+};
+
+struct uniform_transform {
+    DDPM_HOST_DEVICE DDPM_FORCEINLINE void operator()(const philox4x32_counter& w, float* v) const noexcept {
+        for (int j = 0; j < 4; ++j) v[j] = uniform_float(w.w[j]);
+    }
+};
+
+} // namespace detail
+
+/// Scalar reference: out[k] = normal_at(seed, sample, step, element_offset + k).
+/// Requires element_offset + out.size() ≤ 2^64.
+inline void fill_normal_scalar(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                               std::uint64_t element_offset = 0) noexcept {
+    detail::for_each_block_scalar(out, seed, sample, step, element_offset, detail::normal_transform{});
+}
+
+/// Scalar reference: out[k] = uniform_at(seed, sample, step, element_offset + k).
+inline void fill_uniform_scalar(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                std::uint64_t element_offset = 0) noexcept {
+    detail::for_each_block_scalar(out, seed, sample, step, element_offset, detail::uniform_transform{});
+}
+
+#if DDPM_HAS_XSIMD
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 false positive (PR 105593): the AVX-512 intrinsics' _mm512_undefined_*
+// trip -W(maybe-)uninitialized once inlined at -O2/-O3. Scoped to ddpm's SIMD code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+/// The 4·W values of W consecutive blocks: v[j] lane l belongs to element
+/// element_of(first_block + l, j). W blocks starting at a multiple of W lie in
+/// one group, so v[j] covers the W contiguous elements starting at
+/// element_of(first_block, j).
+template <class Arch>
+struct noise_batches {
+    xsimd::batch<float, Arch> v[4];
+};
+
+namespace detail {
+
+template <class Arch>
+[[nodiscard]] DDPM_FORCEINLINE philox4x32_batch<Arch> noise_block_batch(const philox4x32_key& key, std::uint32_t sample,
+                                                                          std::uint32_t step,
+                                                                          std::uint64_t first_block) noexcept {
+    using ub = xsimd::batch<std::uint32_t, Arch>;
+    static_assert(ub::size <= 64, "lane_iota holds 64 lanes");
+    DDPM_ASSERT(first_block % ub::size == 0, "first_block must be a multiple of the batch size");
+    // first_block is a multiple of W, so lo32(first_block) + l never carries.
+    const philox4x32_batch<Arch> c{{ub(static_cast<std::uint32_t>(first_block)) + ub::load_unaligned(lane_iota),
+                                    ub(static_cast<std::uint32_t>(first_block >> 32)), ub(sample), ub(step)}};
+    return philox4x32_10(c, key);
+}
+
+} // namespace detail
+
+/// Standard normals of the W blocks first_block .. first_block + W − 1
+/// (first_block a multiple of W, W dividing 16). Bit-identical to normal_at.
+template <class Arch = xsimd::default_arch>
+[[nodiscard]] DDPM_FORCEINLINE noise_batches<Arch> normal_batches(const philox4x32_key& key, std::uint32_t sample,
+                                                                   std::uint32_t step, std::uint64_t first_block) noexcept {
+    const philox4x32_batch<Arch> w = detail::noise_block_batch<Arch>(key, sample, step, first_block);
+    const normal_pair_batch<Arch> a = box_muller(w.w[0], w.w[1]);
+    const normal_pair_batch<Arch> b = box_muller(w.w[2], w.w[3]);
+    return {{a.z0, a.z1, b.z0, b.z1}};
+}
+
+/// Uniform floats in [0, 1) of the W blocks first_block .. first_block + W − 1.
+template <class Arch = xsimd::default_arch>
+[[nodiscard]] DDPM_FORCEINLINE noise_batches<Arch> uniform_batches(const philox4x32_key& key, std::uint32_t sample,
+                                                                    std::uint32_t step, std::uint64_t first_block) noexcept {
+    const philox4x32_batch<Arch> w = detail::noise_block_batch<Arch>(key, sample, step, first_block);
+    return {{uniform_float(w.w[0]), uniform_float(w.w[1]), uniform_float(w.w[2]), uniform_float(w.w[3])}};
+}
+
+namespace detail {
+
+struct normal_batches_fn {
+    template <class Arch>
+    DDPM_FORCEINLINE noise_batches<Arch> operator()(Arch, const philox4x32_key& key, std::uint32_t sample,
+                                                    std::uint32_t step, std::uint64_t first_block) const noexcept {
+        return normal_batches<Arch>(key, sample, step, first_block);
+    }
+};
+
+struct uniform_batches_fn {
+    template <class Arch>
+    DDPM_FORCEINLINE noise_batches<Arch> operator()(Arch, const philox4x32_key& key, std::uint32_t sample,
+                                                    std::uint32_t step, std::uint64_t first_block) const noexcept {
+        return uniform_batches<Arch>(key, sample, step, first_block);
+    }
+};
+
+/// Writes the 64 values of group g to dst[0..64).
+template <class Arch, class Gen>
+DDPM_FORCEINLINE void group_simd(Gen gen, const philox4x32_key& key, std::uint32_t sample, std::uint32_t step,
+                                 std::uint64_t g, float* dst) noexcept {
+    constexpr std::size_t w = xsimd::batch<float, Arch>::size;
+    for (std::size_t h = 0; h < noise_group_blocks; h += w) {
+        const noise_batches<Arch> nb = gen(Arch{}, key, sample, step, g * noise_group_blocks + h);
+        for (std::size_t j = 0; j < 4; ++j) nb.v[j].store_unaligned(dst + noise_group_blocks * j + h);
+    }
+}
+
+template <class Arch, class Gen>
+inline void fill_simd(Gen gen, std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                      std::uint64_t first) noexcept {
+    if (out.empty()) return;
+    const philox4x32_key key = noise_key(seed);
+    const std::uint64_t end = first + out.size();
+    const std::uint64_t g_last = (end - 1) / noise_group_elements;
+    for (std::uint64_t g = first / noise_group_elements;; ++g) {
+        const std::uint64_t base = g * noise_group_elements;
+        if (base >= first && base + noise_group_elements <= end) {
+            group_simd<Arch>(gen, key, sample, step, g, out.data() + (base - first));
+        } else {
+            // A group cut by either end of the span: compute it whole, copy the overlap.
+            alignas(64) float tmp[noise_group_elements];
+            group_simd<Arch>(gen, key, sample, step, g, tmp);
+            const std::uint64_t lo = std::max(base, first);
+            const std::uint64_t hi = std::min(base + noise_group_elements, end);
+            std::copy(tmp + (lo - base), tmp + (hi - base), out.data() + (lo - first));
+        }
+        if (g == g_last) break;
+    }
+}
+
+} // namespace detail
+
+/// SIMD fill at an explicit xsimd arch: out[k] = normal_at(seed, sample, step,
+/// element_offset + k), bit for bit, for any offset and length. Falls back to
+/// the scalar reference when the batch size does not divide 16.
+template <class Arch = xsimd::default_arch>
+inline void fill_normal_simd(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                             std::uint64_t element_offset = 0) noexcept {
+    if constexpr (noise_group_blocks % xsimd::batch<float, Arch>::size != 0) {
+        fill_normal_scalar(out, seed, sample, step, element_offset);
+    } else {
+        detail::fill_simd<Arch>(detail::normal_batches_fn{}, out, seed, sample, step, element_offset);
+    }
+}
+
+/// SIMD fill at an explicit xsimd arch: out[k] = uniform_at(seed, sample, step, element_offset + k).
+template <class Arch = xsimd::default_arch>
+inline void fill_uniform_simd(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                              std::uint64_t element_offset = 0) noexcept {
+    if constexpr (noise_group_blocks % xsimd::batch<float, Arch>::size != 0) {
+        fill_uniform_scalar(out, seed, sample, step, element_offset);
+    } else {
+        detail::fill_simd<Arch>(detail::uniform_batches_fn{}, out, seed, sample, step, element_offset);
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#endif // DDPM_HAS_XSIMD
+
+/// out[k] = normal_at(seed, sample, step, element_offset + k): the SIMD path
+/// at xsimd::default_arch when xsimd is available, else the scalar one (the
+/// same bits either way).
+inline void fill_normal(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                        std::uint64_t element_offset = 0) noexcept {
+#if DDPM_HAS_XSIMD
+    fill_normal_simd<xsimd::default_arch>(out, seed, sample, step, element_offset);
+#else
+    fill_normal_scalar(out, seed, sample, step, element_offset);
+#endif
+}
+
+/// out[k] = uniform_at(seed, sample, step, element_offset + k).
+inline void fill_uniform(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                         std::uint64_t element_offset = 0) noexcept {
+#if DDPM_HAS_XSIMD
+    fill_uniform_simd<xsimd::default_arch>(out, seed, sample, step, element_offset);
+#else
+    fill_uniform_scalar(out, seed, sample, step, element_offset);
+#endif
+}
+
+namespace detail {
+
+template <class FillFloat>
+inline void fill_widened(std::span<double> out, std::uint64_t first, FillFloat fill) noexcept {
+    constexpr std::size_t chunk = 1024;
+    alignas(64) float tmp[chunk];
+    std::size_t done = 0;
+    while (done < out.size()) {
+        // The first chunk ends on a group boundary so that later ones start on one.
+        const std::uint64_t at = first + done;
+        const std::size_t room = chunk - static_cast<std::size_t>(at % noise_group_elements);
+        const std::size_t m = std::min(room, out.size() - done);
+        fill(std::span<float>(tmp, m), at);
+        std::copy(tmp, tmp + m, out.begin() + static_cast<std::ptrdiff_t>(done));
+        done += m;
+    }
+}
+
+} // namespace detail
+
+/// The float normals of fill_normal, widened to double: out[k] =
+/// double(normal_at(...)). The stream is defined in float (so that the CPU,
+/// SIMD and CUDA paths agree bit for bit); a double buffer gets the same
+/// values, exactly representable, not a separate double-precision stream.
+inline void fill_normal(std::span<double> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                        std::uint64_t element_offset = 0) noexcept {
+    detail::fill_widened(out, element_offset, [&](std::span<float> chunk, std::uint64_t at) noexcept {
+        fill_normal(chunk, seed, sample, step, at);
+    });
+}
+
+/// The float uniforms of fill_uniform, widened to double.
+inline void fill_uniform(std::span<double> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                         std::uint64_t element_offset = 0) noexcept {
+    detail::fill_widened(out, element_offset, [&](std::span<float> chunk, std::uint64_t at) noexcept {
+        fill_uniform(chunk, seed, sample, step, at);
+    });
+}
+
+/// A UniformRandomBitGenerator over one (seed, sample, step) stream: the n-th
+/// call returns bits_at(seed, sample, step, n) (from the element set by seek).
+/// uniform() and normal() consume one element each and return uniform_at /
+/// normal_at of it. Caches the 64 words of the current group, so walking the
+/// elements in order costs one Philox block per 4 elements.
+class counter_engine {
+public:
+    using result_type = std::uint32_t;
+
+    DDPM_HOST_DEVICE constexpr counter_engine(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                              std::uint64_t element = 0) noexcept
+        : m_key(noise_key(seed)), m_seed(seed), m_sample(sample), m_step(step), m_position(element) {}
+
+    [[nodiscard]] static constexpr result_type min() noexcept { return 0u; }
+    [[nodiscard]] static constexpr result_type max() noexcept { return 0xFFFFFFFFu; }
+
+    /// bits_at(seed, sample, step, position()), then advances by one element.
+    DDPM_HOST_DEVICE constexpr result_type operator()() noexcept {
+        const result_type v = word(m_position);
+        ++m_position;
+        return v;
+    }
+
+    /// uniform_at(seed, sample, step, position()), then advances.
+    DDPM_HOST_DEVICE float uniform() noexcept { return uniform_float((*this)()); }
+
+    /// normal_at(seed, sample, step, position()), then advances.
+    DDPM_HOST_DEVICE float normal() noexcept {
+        const std::uint64_t e = m_position++;
+        const unsigned word_index = locate_element(e).word;
+        // The pair partner is 16 elements away, in the same group.
+        const std::uint64_t first = e - noise_group_blocks * (word_index & 1u);
+        const normal_pair z = box_muller(word(first), word(first + noise_group_blocks));
+        return (word_index & 1u) ? z.z1 : z.z0;
+    }
+
+    DDPM_HOST_DEVICE constexpr void seek(std::uint64_t element) noexcept { m_position = element; }
+    DDPM_HOST_DEVICE constexpr void discard(std::uint64_t n) noexcept { m_position += n; }
+    [[nodiscard]] DDPM_HOST_DEVICE constexpr std::uint64_t position() const noexcept { return m_position; }
+    [[nodiscard]] DDPM_HOST_DEVICE constexpr std::uint64_t seed() const noexcept { return m_seed; }
+    [[nodiscard]] DDPM_HOST_DEVICE constexpr std::uint32_t sample() const noexcept { return m_sample; }
+    [[nodiscard]] DDPM_HOST_DEVICE constexpr std::uint32_t step() const noexcept { return m_step; }
+
+private:
+    DDPM_HOST_DEVICE constexpr std::uint32_t word(std::uint64_t element) noexcept {
+        const std::uint64_t g = element / noise_group_elements;
+        if (!m_cached || g != m_group) {
+            for (std::uint64_t l = 0; l < noise_group_blocks; ++l) {
+                const philox4x32_counter w =
+                    philox4x32_10(noise_counter(g * noise_group_blocks + l, m_sample, m_step), m_key);
+                for (std::uint64_t j = 0; j < 4; ++j) m_words[noise_group_blocks * j + l] = w.w[j];
+            }
+            m_group = g;
+            m_cached = true;
+        }
+        return m_words[element % noise_group_elements];
+    }
+
+    philox4x32_key m_key;
+    std::uint64_t m_seed;
+    std::uint32_t m_sample;
+    std::uint32_t m_step;
+    std::uint64_t m_position;
+    std::uint64_t m_group = 0;
+    bool m_cached = false;
+    std::uint32_t m_words[noise_group_elements] = {};
+};
+
+} // namespace ddpm::random
