@@ -26,6 +26,16 @@
 #include "ddpm/core/training.hpp"
 #include "ddpm/core/types.hpp"
 
+#include "ddpm/random/counter_noise.hpp"
+#include "ddpm/random/normal.hpp"
+#include "ddpm/random/normal_simd.hpp"
+#include "ddpm/random/philox.hpp"
+#include "ddpm/random/philox_simd.hpp"
+
+#include "ddpm/kernels/fused.hpp"
+#include "ddpm/kernels/scalar.hpp"
+#include "ddpm/parallel.hpp"
+
 #include "ddpm/denoiser.hpp"
 #include "ddpm/samplers/chain.hpp"
 #include "ddpm/samplers/ddim.hpp"

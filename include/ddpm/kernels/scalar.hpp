@@ -70,23 +70,27 @@ DDPM_HOST_DEVICE constexpr T predict_x0(const reverse_coefficients<T>& c, T xt, 
 }
 
 /// How ε̂ is formed in a DDIM step (Song et al. 2021, eq. 12):
-///   model_output: ε̂ = out                         (ε-prediction)
-///   combine:      ε̂ = eps_a·x_t + eps_b·out       (v-prediction: √(1−ᾱ) x_t + √ᾱ v̂)
-///   from_x0:      ε̂ = (x_t − eps_a·x̂_0) / eps_b   (x̂_0-prediction, or the clipped x̂_0
-///                                                  when use_clipped_model_output is set)
-enum class eps_form { model_output, combine, from_x0 };
+///   model_output: ε̂ = out                               (ε-prediction)
+///   from_v:       ε̂ = eps_a·out + eps_b·x_t             (v: √ᾱ v̂ + √(1−ᾱ) x_t)
+///   from_out:     ε̂ = (eps_a·x_t − eps_c·out) / eps_b   (x̂_0-prediction, unclipped)
+///   from_x0:      ε̂ = (eps_a·x_t − eps_c·x̂_0) / eps_b   (from the clipped x̂_0:
+///                 use_clipped_model_output, or improved-diffusion's DDIM)
+/// With eps_a = 1 (diffusers) or eps_c = 1 (improved-diffusion's
+/// √(1/ᾱ) x_t − x̂_0 over √(1/ᾱ − 1)) both peers' formulas are reproduced exactly.
+enum class eps_form { model_output, from_v, from_out, from_x0 };
 
 /// The per-sample coefficients of one DDIM step t → prev:
 /// x_prev = coef_x0·x̂_0 + coef_eps·ε̂ + sigma·z, with coef_x0 = √ᾱ_prev,
 /// coef_eps = √(1 − ᾱ_prev − σ²) and σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev).
 template <class T>
 struct ddim_coefficients {
-    x0_form form = x0_form::multiply;
+    x0_form form = x0_form::multiply; ///< x̂_0 as in the DDPM step (x0_a, x0_b)
     T x0_a = 0;
     T x0_b = 0;
     kernels::scalar::eps_form eps = eps_form::model_output;
     T eps_a = 0;
-    T eps_b = 0;
+    T eps_b = 1;
+    T eps_c = 0;
     T coef_x0 = 0;
     T coef_eps = 0;
     T sigma = 0;
@@ -97,8 +101,9 @@ template <class T>
 DDPM_HOST_DEVICE constexpr T ddim_eps(const ddim_coefficients<T>& c, T xt, T out, T x0) noexcept {
     switch (c.eps) {
     case eps_form::model_output: return out;
-    case eps_form::combine: return c.eps_a * xt + c.eps_b * out;
-    case eps_form::from_x0: return (xt - c.eps_a * x0) / c.eps_b;
+    case eps_form::from_v: return c.eps_a * out + c.eps_b * xt;
+    case eps_form::from_out: return (c.eps_a * xt - c.eps_c * out) / c.eps_b;
+    case eps_form::from_x0: return (c.eps_a * xt - c.eps_c * x0) / c.eps_b;
     }
     return out;
 }
@@ -114,10 +119,17 @@ DDPM_HOST_DEVICE constexpr T ddim_x0(const ddim_coefficients<T>& c, T xt, T out)
     return out;
 }
 
-/// x_prev of a DDIM step, given x̂_0 (already clipped if clipping is on).
+/// x_prev of a DDIM step without noise, given x̂_0 (already clipped if
+/// clipping is on) and ε̂: √ᾱ_prev x̂_0 + "the direction pointing to x_t".
+template <class T>
+DDPM_HOST_DEVICE constexpr T ddim_mean(const ddim_coefficients<T>& c, T x0, T eps) noexcept {
+    return c.coef_x0 * x0 + c.coef_eps * eps;
+}
+
+/// x_prev of a DDIM step: ddim_mean + σ z.
 template <class T>
 DDPM_HOST_DEVICE constexpr T ddim_prev(const ddim_coefficients<T>& c, T x0, T eps, T z) noexcept {
-    return c.coef_x0 * x0 + c.coef_eps * eps + c.sigma * z;
+    return ddim_mean(c, x0, eps) + c.sigma * z;
 }
 
 } // namespace ddpm::kernels::scalar

@@ -1,0 +1,549 @@
+// ddpm/kernels/fused.hpp — the hot loops, fused: forward noising, the DDPM and
+// DDIM reverse steps, and the reductions training and likelihood need.
+//
+// Each kernel is written once over xsimd::batch<T, Arch> (when xsimd is
+// available) with the scalar functions of kernels/scalar.hpp as its tail and
+// its reference; `backend::scalar` runs the reference alone. Work is cut into
+// tasks of whole 64-element noise groups, so results do not depend on the
+// number of threads, and the noise for element i of sample b at step s under
+// seed k is random::normal_at(k, first_sample + b, s, i) on every path.
+//
+// Batches are B samples × D elements, row-major. Per-sample coefficients come
+// from core/coefficients.hpp (DDPM) or the DDIM sampler. These entry points
+// validate sizes once per call; per-element work never checks anything.
+#pragma once
+
+#include "ddpm/config.hpp"
+#include "ddpm/error.hpp"
+#include "ddpm/kernels/scalar.hpp"
+#include "ddpm/kernels/simd_support.hpp"
+#include "ddpm/parallel.hpp"
+#include "ddpm/random/counter_noise.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#if DDPM_HAS_XSIMD
+#include <xsimd/xsimd.hpp>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 false positive (PR 105593): the AVX-512 intrinsics' _mm512_undefined_*
+// trip -Wmaybe-uninitialized once inlined at -O2/-O3. Scoped to this header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace ddpm::kernels {
+
+using scalar::ddim_coefficients;
+using scalar::eps_form;
+using scalar::reverse_coefficients;
+using scalar::x0_form;
+
+/// The counter-based noise a kernel draws: element i of row b gets
+/// random::normal_at(seed, first_sample + b, step, i).
+struct noise_stream {
+    std::uint64_t seed = 0;
+    std::uint32_t step = 0;
+    std::uint32_t first_sample = 0;
+};
+
+/// Which implementation runs: the portable scalar reference, or the xsimd one
+/// (at xsimd::default_arch, chosen by the compiler flags).
+enum class backend { scalar, simd };
+inline constexpr backend best_backend = DDPM_HAS_XSIMD ? backend::simd : backend::scalar;
+
+/// Clipping of x̂_0 inside a step: x̂_0 ← clamp(x̂_0, −bound, bound) / divisor.
+/// Static clipping to [−r, r] is {true, r, 1}; dynamic thresholding with
+/// per-sample s is {true, s, s} (torch divides, so ddpm divides too).
+template <class T>
+struct x0_clip {
+    bool enabled = false;
+    T bound = 1;
+    T divisor = 1;
+};
+
+/// How σ of the DDPM step is found for each element.
+enum class step_variance {
+    fixed,         ///< σ = coef.noise_scale
+    learned_range, ///< log σ² = frac·max_log + (1 − frac)·min_log, frac = (v + 1)/2
+    learned_log,   ///< the variance channel is log σ²
+    learned_raw,   ///< the variance channel is σ² (diffusers' "learned")
+};
+
+/// Where the noise of a step comes from.
+template <class T>
+struct step_noise {
+    enum class kind { none, stream, buffer };
+    kind source = kind::none;
+    noise_stream stream{};
+    std::span<const T> buffer{}; ///< B·D caller noise when source == buffer
+
+    [[nodiscard]] static step_noise none() { return {}; }
+    [[nodiscard]] static step_noise from(noise_stream s) { return {kind::stream, s, {}}; }
+    [[nodiscard]] static step_noise from(std::span<const T> z) { return {kind::buffer, {}, z}; }
+};
+
+namespace detail {
+
+inline constexpr std::size_t chunk_elements = 512;   // noise drawn per inner chunk (multiple of 64)
+inline constexpr std::size_t task_elements = 16384;  // work per thread task (multiple of 64)
+
+/// The tasks of a B × D batch: rows are grouped so small samples share a task,
+/// long samples are split into task_elements pieces. Boundaries depend only on
+/// B and D, never on the thread count.
+struct task_grid {
+    std::size_t batch = 0, dim = 0, rows_per_task = 1, pieces_per_row = 1, row_groups = 0;
+
+    task_grid(std::size_t b, std::size_t d) : batch(b), dim(d) {
+        rows_per_task = d >= task_elements ? 1 : std::max<std::size_t>(1, task_elements / std::max<std::size_t>(d, 1));
+        pieces_per_row = d >= task_elements ? (d + task_elements - 1) / task_elements : 1;
+        row_groups = (b + rows_per_task - 1) / rows_per_task;
+    }
+    [[nodiscard]] std::size_t tasks() const noexcept { return row_groups * pieces_per_row; }
+
+    /// Calls f(row, first, count) for the pieces of task k.
+    template <class F>
+    void for_task(std::size_t k, F&& f) const {
+        const std::size_t group = k / pieces_per_row, piece = k % pieces_per_row;
+        const std::size_t r0 = group * rows_per_task, r1 = std::min(batch, r0 + rows_per_task);
+        const std::size_t first = piece * task_elements;
+        const std::size_t count = pieces_per_row == 1 ? dim : std::min(task_elements, dim - first);
+        for (std::size_t r = r0; r < r1; ++r) f(r, first, count);
+    }
+};
+
+/// Runs f(row, first, count) over a B × D batch in chunks of at most
+/// chunk_elements, on the threads `exec` allows.
+template <class F>
+void for_each_chunk(std::size_t batch, std::size_t dim, const execution& exec, F&& f) {
+    const task_grid grid(batch, dim);
+    parallel_for(exec, grid.tasks(), [&](std::size_t k) {
+        grid.for_task(k, [&](std::size_t row, std::size_t first, std::size_t count) {
+            for (std::size_t at = first; at < first + count; at += chunk_elements)
+                f(row, at, std::min(chunk_elements, first + count - at));
+        });
+    });
+}
+
+/// Draws the normals of row `row`, elements [first, first + n), as T.
+template <class T>
+DDPM_FORCEINLINE void draw(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n, T* out,
+                           backend bk) noexcept {
+    alignas(64) float tmp[chunk_elements];
+    float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out) : tmp;
+    const std::span<float> span(dst, n);
+    const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
+    // A SIMD fill computes whole 64-element groups: below one group the scalar
+    // path, which computes only the blocks it needs, is faster.
+    if (bk == backend::scalar || n < random::noise_group_elements)
+        random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
+    else
+        random::fill_normal(span, ns.seed, sample, ns.step, first);
+    if constexpr (!std::is_same_v<T, float>)
+        for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(tmp[i]);
+}
+
+template <class T>
+DDPM_HOST_DEVICE DDPM_FORCEINLINE T clip_x0(T x0, const x0_clip<T>& c) noexcept {
+    return scalar::clamp(x0, -c.bound, c.bound) / c.divisor;
+}
+
+// ---------------------------------------------------------------------------
+// Range kernels: one row, n contiguous elements. `Bk` picks SIMD or scalar;
+// the SIMD versions finish with the scalar element functions.
+
+template <backend Bk, class T>
+void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noexcept {
+    std::size_t i = 0;
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd) {
+        using batch = xsimd::batch<T>;
+        const batch va(a), vb(b);
+        for (; i + batch::size <= n; i += batch::size) {
+            const batch x = batch::load_unaligned(x0 + i);
+            const batch e = batch::load_unaligned(z + i);
+            (va * x + vb * e).store_unaligned(xt + i);
+        }
+    }
+#endif
+    for (; i < n; ++i) xt[i] = scalar::q_sample(x0[i], z[i], a, b);
+}
+
+#if DDPM_HAS_XSIMD
+template <x0_form Form, class B>
+DDPM_FORCEINLINE B predict_x0_batch(const B& a, const B& b, const B& xt, const B& out) noexcept {
+    if constexpr (Form == x0_form::multiply) return a * xt - b * out;
+    else if constexpr (Form == x0_form::divide) return (xt - b * out) / a;
+    else return out;
+}
+
+template <class B>
+DDPM_FORCEINLINE B clip_batch(const B& x0, const B& bound, const B& divisor) noexcept {
+    return xsimd::min(xsimd::max(x0, -bound), bound) / divisor;
+}
+#endif
+
+/// σ of one element of the DDPM step.
+template <step_variance V, class T>
+DDPM_FORCEINLINE T element_sigma(const reverse_coefficients<T>& c, T v) noexcept {
+    if constexpr (V == step_variance::fixed) {
+        return c.noise_scale;
+    } else if constexpr (V == step_variance::learned_range) {
+        const T frac = (v + T(1)) / T(2);
+        return std::exp(T(0.5) * (frac * c.max_log + (T(1) - frac) * c.min_log));
+    } else if constexpr (V == step_variance::learned_log) {
+        return std::exp(T(0.5) * v);
+    } else {
+        return std::sqrt(v);
+    }
+}
+
+/// One row of the DDPM step (Algorithm 2, line 4, written as μ̃(x̂_0, x_t) + σ z):
+/// x̂_0 from the output, clip, posterior mean, + σ z. `var` is the variance
+/// channel (learned types), `z` null for no noise, `x0_out` null if unwanted.
+template <backend Bk, x0_form Form, bool Clip, step_variance V, class T>
+void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
+                const reverse_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
+    const bool noisy = z != nullptr; // the caller passes no noise on the final step
+    std::size_t i = 0;
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd && V == step_variance::fixed) {
+        using batch = xsimd::batch<T>;
+        const batch a(c.x0_a), b(c.x0_b), c1(c.mean_coef_x0), c2(c.mean_coef_xt), sigma(c.noise_scale);
+        const batch bound(clip.bound), divisor(clip.divisor);
+        for (; i + batch::size <= n; i += batch::size) {
+            const batch x = batch::load_unaligned(xt + i);
+            batch x0 = predict_x0_batch<Form>(a, b, x, batch::load_unaligned(out + i));
+            if constexpr (Clip) x0 = clip_batch(x0, bound, divisor);
+            if (x0_out) x0.store_unaligned(x0_out + i);
+            batch mean = c1 * x0 + c2 * x;
+            if (noisy) mean = mean + sigma * batch::load_unaligned(z + i);
+            mean.store_unaligned(x_prev + i);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        T x0 = scalar::predict_x0(c, xt[i], out[i]);
+        if constexpr (Clip) x0 = clip_x0(x0, clip);
+        if (x0_out) x0_out[i] = x0;
+        T mean = scalar::posterior_mean(x0, xt[i], c.mean_coef_x0, c.mean_coef_xt);
+        if (noisy) mean += element_sigma<V>(c, var ? var[i] : T(0)) * z[i];
+        x_prev[i] = mean;
+    }
+}
+
+/// One row of the DDIM step (Song et al. 2021, eq. 12).
+template <backend Bk, x0_form Form, bool Clip, class T>
+void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
+                const ddim_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
+    const bool noisy = z != nullptr && c.sigma != T(0);
+    std::size_t i = 0;
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd) {
+        using batch = xsimd::batch<T>;
+        const batch a(c.x0_a), b(c.x0_b), ea(c.eps_a), eb(c.eps_b), ec(c.eps_c), cx(c.coef_x0), ce(c.coef_eps);
+        const batch sigma(c.sigma);
+        const batch bound(clip.bound), divisor(clip.divisor);
+        for (; i + batch::size <= n; i += batch::size) {
+            const batch x = batch::load_unaligned(xt + i);
+            const batch o = batch::load_unaligned(out + i);
+            batch x0 = predict_x0_batch<Form>(a, b, x, o);
+            if constexpr (Clip) x0 = clip_batch(x0, bound, divisor);
+            if (x0_out) x0.store_unaligned(x0_out + i);
+            batch eps = o;
+            if (c.eps == eps_form::from_v) eps = ea * o + eb * x;
+            else if (c.eps == eps_form::from_out) eps = (ea * x - ec * o) / eb;
+            else if (c.eps == eps_form::from_x0) eps = (ea * x - ec * x0) / eb;
+            batch prev = cx * x0 + ce * eps;
+            if (noisy) prev = prev + sigma * batch::load_unaligned(z + i);
+            prev.store_unaligned(x_prev + i);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        T x0 = scalar::ddim_x0(c, xt[i], out[i]);
+        if constexpr (Clip) x0 = clip_x0(x0, clip);
+        if (x0_out) x0_out[i] = x0;
+        const T eps = scalar::ddim_eps(c, xt[i], out[i], x0);
+        const T mean = scalar::ddim_mean(c, x0, eps);
+        x_prev[i] = noisy ? mean + c.sigma * z[i] : mean;
+    }
+}
+
+/// Calls f.template operator()<Form, Clip>() for the run-time pair (form, clip).
+template <class F>
+decltype(auto) dispatch_form_clip(x0_form form, bool clip, F&& f) {
+    switch (form) {
+    case x0_form::multiply:
+        return clip ? f.template operator()<x0_form::multiply, true>() : f.template operator()<x0_form::multiply, false>();
+    case x0_form::divide:
+        return clip ? f.template operator()<x0_form::divide, true>() : f.template operator()<x0_form::divide, false>();
+    case x0_form::identity: break;
+    }
+    return clip ? f.template operator()<x0_form::identity, true>() : f.template operator()<x0_form::identity, false>();
+}
+
+inline void check_equal(std::string_view where, std::string_view name, std::size_t got, std::size_t expected,
+                        std::string_view what) {
+    if (got != expected)
+        ddpm::detail::throw_invalid(where, std::string(name) + ".size()", got,
+                                    std::to_string(expected) + " " + std::string(what));
+}
+
+inline std::size_t check_rows(std::string_view where, std::size_t rows, std::size_t xt_size) {
+    if (rows == 0) ddpm::detail::throw_invalid(where, "coefficients.size()", 0, ">= 1 (one per sample)");
+    if (xt_size % rows != 0)
+        ddpm::detail::throw_invalid(where, "xt.size()", xt_size,
+                                    "a multiple of the number of samples (" + std::to_string(rows) + ")");
+    return xt_size / rows;
+}
+
+template <class T>
+void check_noise(std::string_view where, const step_noise<T>& noise, std::size_t elements) {
+    if (noise.source == step_noise<T>::kind::buffer)
+        check_equal(where, "noise", noise.buffer.size(), elements, "elements (B x D)");
+}
+
+} // namespace detail
+
+// ---------------------------------------------------------------------------
+// Entry points
+
+/// Fused forward noising (Algorithm 1's x_t): draws ε from the counter stream
+/// and writes x_t = a_b·x_0 + b_b·ε and ε (the ε-prediction target) in one pass.
+/// `a` and `b` hold √ᾱ_t and √(1 − ᾱ_t) per sample (B each).
+template <class T>
+void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const T> b, const noise_stream& ns,
+                   std::span<T> xt, std::span<T> eps, const execution& exec = {}, backend bk = best_backend) {
+    constexpr std::string_view where = "ddpm::kernels::forward_noise";
+    const std::size_t dim = detail::check_rows(where, a.size(), x0.size());
+    detail::check_equal(where, "b", b.size(), a.size(), "(one per sample)");
+    detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
+    detail::check_equal(where, "eps", eps.size(), x0.size(), "elements (B x D)");
+    detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+        const std::size_t off = row * dim + first;
+        detail::draw<T>(ns, row, first, n, eps.data() + off, bk);
+        if (bk == backend::simd)
+            detail::forward_range<backend::simd>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
+        else
+            detail::forward_range<backend::scalar>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
+    });
+}
+
+/// Forward noising with caller noise: x_t = a_b·x_0 + b_b·ε (q_sample).
+template <class T>
+void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const T> b, std::span<const T> noise,
+                   std::span<T> xt, const execution& exec = {}, backend bk = best_backend) {
+    constexpr std::string_view where = "ddpm::kernels::forward_noise";
+    const std::size_t dim = detail::check_rows(where, a.size(), x0.size());
+    detail::check_equal(where, "b", b.size(), a.size(), "(one per sample)");
+    detail::check_equal(where, "noise", noise.size(), x0.size(), "elements (B x D)");
+    detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
+    detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+        const std::size_t off = row * dim + first;
+        if (bk == backend::simd)
+            detail::forward_range<backend::simd>(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
+        else
+            detail::forward_range<backend::scalar>(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
+    });
+}
+
+/// The fused DDPM reverse step for a batch: per sample b, x̂_0 from the network
+/// output with coefficients[b], clipping with clips[b] (or none when `clips`
+/// is empty), the posterior mean, and + σ z with z from `noise`.
+///
+/// @param model_output B·D values, or B·2D for a learned variance (`variance`
+///        not fixed): per sample the D predictions, then the D variance values.
+/// @param x0_out B·D (receives the clipped x̂_0) or empty.
+/// `x_prev` may alias `xt`.
+template <class T>
+void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<const x0_clip<T>> clips,
+               step_variance variance, std::span<const T> model_output, std::span<const T> xt,
+               const step_noise<T>& noise, std::span<T> x_prev, std::span<T> x0_out, const execution& exec = {},
+               backend bk = best_backend) {
+    constexpr std::string_view where = "ddpm::kernels::ddpm_step";
+    const std::size_t rows = coefficients.size();
+    const std::size_t dim = detail::check_rows(where, rows, xt.size());
+    const std::size_t channels = variance == step_variance::fixed ? 1 : 2;
+    detail::check_equal(where, "model_output", model_output.size(), channels * xt.size(),
+                        channels == 1 ? "elements (B x D)" : "elements (B x 2D for a learned variance)");
+    if (!clips.empty()) detail::check_equal(where, "clips", clips.size(), rows, "(one per sample, or none)");
+    detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
+    if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
+    detail::check_noise(where, noise, xt.size());
+
+    detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+        alignas(64) T z[detail::chunk_elements];
+        const T* zp = nullptr;
+        const auto& c = coefficients[row];
+        const std::size_t off = row * dim + first;
+        const bool wants_noise = !c.final_step && (variance != step_variance::fixed || c.noise_scale != T(0));
+        if (noise.source == step_noise<T>::kind::stream && wants_noise) {
+            detail::draw<T>(noise.stream, row, first, n, z, bk);
+            zp = z;
+        } else if (noise.source == step_noise<T>::kind::buffer && wants_noise) {
+            zp = noise.buffer.data() + off;
+        }
+        const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[row];
+        const T* out = model_output.data() + row * channels * dim + first;
+        const T* var = channels == 2 ? out + dim : nullptr;
+        T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
+        detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
+            auto run = [&]<step_variance V>() {
+                if (bk == backend::simd)
+                    detail::ddpm_range<backend::simd, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
+                else
+                    detail::ddpm_range<backend::scalar, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
+            };
+            switch (variance) {
+            case step_variance::fixed: run.template operator()<step_variance::fixed>(); break;
+            case step_variance::learned_range: run.template operator()<step_variance::learned_range>(); break;
+            case step_variance::learned_log: run.template operator()<step_variance::learned_log>(); break;
+            case step_variance::learned_raw: run.template operator()<step_variance::learned_raw>(); break;
+            }
+        });
+    });
+}
+
+/// The fused DDIM step for a batch (coefficients per sample; see
+/// kernels::scalar::ddim_coefficients). `x_prev` may alias `xt`.
+template <class T>
+void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<const x0_clip<T>> clips,
+               std::span<const T> model_output, std::span<const T> xt, const step_noise<T>& noise, std::span<T> x_prev,
+               std::span<T> x0_out, const execution& exec = {}, backend bk = best_backend) {
+    constexpr std::string_view where = "ddpm::kernels::ddim_step";
+    const std::size_t rows = coefficients.size();
+    const std::size_t dim = detail::check_rows(where, rows, xt.size());
+    detail::check_equal(where, "model_output", model_output.size(), xt.size(), "elements (B x D)");
+    if (!clips.empty()) detail::check_equal(where, "clips", clips.size(), rows, "(one per sample, or none)");
+    detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
+    if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
+    detail::check_noise(where, noise, xt.size());
+
+    detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+        alignas(64) T z[detail::chunk_elements];
+        const T* zp = nullptr;
+        const auto& c = coefficients[row];
+        const std::size_t off = row * dim + first;
+        if (noise.source == step_noise<T>::kind::stream && c.sigma != T(0)) {
+            detail::draw<T>(noise.stream, row, first, n, z, bk);
+            zp = z;
+        } else if (noise.source == step_noise<T>::kind::buffer && c.sigma != T(0)) {
+            zp = noise.buffer.data() + off;
+        }
+        const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[row];
+        T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
+        detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
+            if (bk == backend::simd)
+                detail::ddim_range<backend::simd, F, C>(model_output.data() + off, xt.data() + off, zp,
+                                                        x_prev.data() + off, x0p, n, c, clip);
+            else
+                detail::ddim_range<backend::scalar, F, C>(model_output.data() + off, xt.data() + off, zp,
+                                                          x_prev.data() + off, x0p, n, c, clip);
+        });
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Reductions. Per-sample results are summed in a fixed order (SIMD lanes, then
+// chunks in element order), so they do not depend on the thread count; the
+// scalar and SIMD backends may differ in the last bits (different summation
+// order).
+
+namespace detail {
+
+/// Σ f(i) over one row, accumulated in double.
+template <backend Bk, class T, class Batch, class Scalar>
+double row_sum(std::size_t n, Batch&& fb, Scalar&& fs) noexcept {
+    std::size_t i = 0;
+    double total = 0;
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd) {
+        using batch = xsimd::batch<T>;
+        batch acc(T(0));
+        for (; i + batch::size <= n; i += batch::size) acc = acc + fb(i);
+        total = static_cast<double>(horizontal_sum(acc));
+    }
+#endif
+    (void)fb;
+    for (; i < n; ++i) total += static_cast<double>(fs(i));
+    return total;
+}
+
+} // namespace detail
+
+/// Per-sample weighted mean squared error: out[b] = w_b · mean_i (pred − target)².
+/// `weights` may be empty (all 1).
+template <class T>
+void weighted_mse(std::span<const T> prediction, std::span<const T> target, std::span<const T> weights,
+                  std::size_t batch, std::span<T> out, const execution& exec = {}, backend bk = best_backend) {
+    constexpr std::string_view where = "ddpm::kernels::weighted_mse";
+    const std::size_t dim = detail::check_rows(where, batch, prediction.size());
+    detail::check_equal(where, "target", target.size(), prediction.size(), "elements (B x D)");
+    if (!weights.empty()) detail::check_equal(where, "weights", weights.size(), batch, "(one per sample, or none)");
+    detail::check_equal(where, "out", out.size(), batch, "(one per sample)");
+    parallel_for(exec, batch, [&](std::size_t b) {
+        const T* p = prediction.data() + b * dim;
+        const T* q = target.data() + b * dim;
+        auto fs = [&](std::size_t i) { const T d = p[i] - q[i]; return d * d; };
+        double s = 0;
+#if DDPM_HAS_XSIMD
+        auto fb = [&](std::size_t i) {
+            const auto d = xsimd::batch<T>::load_unaligned(p + i) - xsimd::batch<T>::load_unaligned(q + i);
+            return d * d;
+        };
+        s = bk == backend::simd ? detail::row_sum<backend::simd, T>(dim, fb, fs) : detail::row_sum<backend::scalar, T>(dim, fb, fs);
+#else
+        s = detail::row_sum<backend::scalar, T>(dim, 0, fs);
+#endif
+        const double w = weights.empty() ? 1.0 : static_cast<double>(weights[b]);
+        out[b] = static_cast<T>(w * s / static_cast<double>(dim));
+    });
+}
+
+/// Per-sample sum over elements of KL(N(μ1, e^{lv1}) ‖ N(μ2, e^{lv2})), with
+/// one log-variance per sample for each side (fixed variance types):
+/// ½ Σ_i (−1 + lv2 − lv1 + e^{lv1 − lv2} + (μ1 − μ2)² e^{−lv2}) (MATH.md).
+template <class T>
+void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::span<const T> mean2,
+                     std::span<const T> logvar2, std::span<T> out, const execution& exec = {},
+                     backend bk = best_backend) {
+    constexpr std::string_view where = "ddpm::kernels::gaussian_kl_sum";
+    const std::size_t batch = out.size();
+    const std::size_t dim = detail::check_rows(where, batch, mean1.size());
+    detail::check_equal(where, "mean2", mean2.size(), mean1.size(), "elements (B x D)");
+    detail::check_equal(where, "logvar1", logvar1.size(), batch, "(one per sample)");
+    detail::check_equal(where, "logvar2", logvar2.size(), batch, "(one per sample)");
+    parallel_for(exec, batch, [&](std::size_t b) {
+        const T* p = mean1.data() + b * dim;
+        const T* q = mean2.data() + b * dim;
+        auto fs = [&](std::size_t i) { const T d = p[i] - q[i]; return d * d; };
+        double sq = 0;
+#if DDPM_HAS_XSIMD
+        auto fb = [&](std::size_t i) {
+            const auto d = xsimd::batch<T>::load_unaligned(p + i) - xsimd::batch<T>::load_unaligned(q + i);
+            return d * d;
+        };
+        sq = bk == backend::simd ? detail::row_sum<backend::simd, T>(dim, fb, fs) : detail::row_sum<backend::scalar, T>(dim, fb, fs);
+#else
+        sq = detail::row_sum<backend::scalar, T>(dim, 0, fs);
+#endif
+        const double l1 = static_cast<double>(logvar1[b]), l2 = static_cast<double>(logvar2[b]);
+        const double n = static_cast<double>(dim);
+        out[b] = static_cast<T>(0.5 * (n * (-1.0 + l2 - l1 + std::exp(l1 - l2)) + sq * std::exp(-l2)));
+    });
+}
+
+} // namespace ddpm::kernels
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
