@@ -10,10 +10,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace ddpm {
@@ -53,8 +53,15 @@ public:
 
     [[nodiscard]] unsigned size() const noexcept { return static_cast<unsigned>(m_workers.size()) + 1; }
 
+    /// A type-erased task: call(context, i). No allocation, unlike std::function.
+    struct task_ref {
+        void (*call)(void*, std::size_t) = nullptr;
+        void* context = nullptr;
+        void operator()(std::size_t i) const { call(context, i); }
+    };
+
     /// Runs task(i) for i in [0, n) on all threads and returns when all are done.
-    void run(std::size_t n, const std::function<void(std::size_t)>& task) {
+    void run(std::size_t n, task_ref task) {
         if (m_workers.empty() || n <= 1) {
             for (std::size_t i = 0; i < n; ++i) task(i);
             return;
@@ -62,7 +69,7 @@ public:
         std::unique_lock<std::mutex> lock(m_run_mutex); // one job at a time
         {
             std::lock_guard<std::mutex> guard(m_mutex);
-            m_task = &task;
+            m_task = task;
             m_count = n;
             m_next.store(0, std::memory_order_relaxed);
             m_busy = m_workers.size();
@@ -72,7 +79,7 @@ public:
         drain();
         std::unique_lock<std::mutex> wait(m_mutex);
         m_done.wait(wait, [this] { return m_busy == 0; });
-        m_task = nullptr;
+        m_task = {};
     }
 
 private:
@@ -80,7 +87,7 @@ private:
         for (;;) {
             const std::size_t i = m_next.fetch_add(1, std::memory_order_relaxed);
             if (i >= m_count) return;
-            (*m_task)(i);
+            m_task(i);
         }
     }
 
@@ -106,7 +113,7 @@ private:
     std::mutex m_run_mutex;
     std::condition_variable m_start;
     std::condition_variable m_done;
-    const std::function<void(std::size_t)>* m_task = nullptr;
+    task_ref m_task{};
     std::size_t m_count = 0;
     std::atomic<std::size_t> m_next{0};
     std::size_t m_busy = 0;
@@ -127,14 +134,20 @@ inline thread_pool& pool_for(unsigned threads) {
 
 } // namespace detail
 
-/// Runs task(i) for i in [0, n) with the threads `exec` allows.
-inline void parallel_for(const execution& exec, std::size_t n, const std::function<void(std::size_t)>& task) {
-    const unsigned threads = std::min<std::size_t>(exec.resolved(), std::max<std::size_t>(n, 1));
+/// Runs task(i) for i in [0, n) with the threads `exec` allows. Allocates
+/// nothing (after the pool for a thread count exists); the calling thread
+/// takes part.
+template <class F>
+void parallel_for(const execution& exec, std::size_t n, F&& task) {
+    const auto threads = static_cast<unsigned>(std::min<std::size_t>(exec.resolved(), std::max<std::size_t>(n, 1)));
     if (threads <= 1) {
         for (std::size_t i = 0; i < n; ++i) task(i);
         return;
     }
-    detail::pool_for(threads).run(n, task);
+    using Fn = std::remove_reference_t<F>;
+    detail::thread_pool::task_ref ref{[](void* ctx, std::size_t i) { (*static_cast<Fn*>(ctx))(i); },
+                                      const_cast<void*>(static_cast<const void*>(std::addressof(task)))};
+    detail::pool_for(threads).run(n, ref);
 }
 
 } // namespace ddpm

@@ -22,9 +22,9 @@ struct clip_options {
     double dynamic_thresholding_ratio = 0.995; ///< p of the quantile, in (0, 1)
     double sample_max_value = 1.0;             ///< cap on s (>= 1 is typical; > 0 required)
 
-    [[nodiscard]] static clip_options none() { return {}; }
-    [[nodiscard]] static clip_options clip(double range = 1.0) { return {mode::clip, range, 0.995, 1.0}; }
-    [[nodiscard]] static clip_options dynamic(double ratio = 0.995, double max_value = 1.0) {
+    [[nodiscard]] static constexpr clip_options none() { return {}; }
+    [[nodiscard]] static constexpr clip_options clip(double range = 1.0) { return {mode::clip, range, 0.995, 1.0}; }
+    [[nodiscard]] static constexpr clip_options dynamic(double ratio = 0.995, double max_value = 1.0) {
         return {mode::dynamic_threshold, 1.0, ratio, max_value};
     }
 
@@ -65,8 +65,22 @@ T quantile_linear(std::span<const T> values, T q, std::span<T> scratch) noexcept
 
 } // namespace detail
 
+/// Dynamic thresholding's per-sample scale (Saharia et al. 2022, as diffusers'
+/// _threshold_sample): s = clamp(quantile_p(|x̂_0|), 1, sample_max_value), for
+/// one sample's x̂_0. `scratch` holds 2·x0.size() values.
+template <class T>
+[[nodiscard]] T dynamic_threshold_scale(const clip_options& opt, std::span<const T> x0, std::span<T> scratch) noexcept {
+    const std::size_t dim = x0.size();
+    for (std::size_t i = 0; i < dim; ++i) scratch[i] = std::abs(x0[i]);
+    const T q = detail::quantile_linear<T>(std::span<const T>(scratch.data(), dim),
+                                           static_cast<T>(opt.dynamic_thresholding_ratio), scratch.subspan(dim, dim));
+    // torch.clamp(s, min=1, max=sample_max_value)
+    const T s = std::max(q, T(1));
+    return std::min(s, static_cast<T>(opt.sample_max_value));
+}
+
 /// Applies `opt` in place to a batch of x̂_0 (B samples of `dim` elements).
-/// `scratch` (dim elements) is used only by dynamic thresholding. Validation
+/// `scratch` (2·dim elements) is used only by dynamic thresholding. Validation
 /// is the caller's (clip_options::validate).
 template <class T>
 void apply_clipping(const clip_options& opt, std::span<T> x0, std::size_t dim, std::span<T> scratch) noexcept {
@@ -82,14 +96,7 @@ void apply_clipping(const clip_options& opt, std::span<T> x0, std::size_t dim, s
         const std::size_t batch = dim == 0 ? 0 : x0.size() / dim;
         for (std::size_t b = 0; b < batch; ++b) {
             const auto sample = x0.subspan(b * dim, dim);
-            for (std::size_t i = 0; i < dim; ++i) scratch[i] = std::abs(sample[i]);
-            // copy |x| to the back half of the work: quantile_linear sorts its scratch
-            const T q = detail::quantile_linear<T>(std::span<const T>(scratch.data(), dim),
-                                                   static_cast<T>(opt.dynamic_thresholding_ratio),
-                                                   scratch.subspan(dim, dim));
-            // torch.clamp(s, min=1, max=sample_max_value)
-            T s = std::max(q, T(1));
-            s = std::min(s, static_cast<T>(opt.sample_max_value));
+            const T s = dynamic_threshold_scale<T>(opt, sample, scratch);
             for (auto& v : sample) v = clamp(v, -s, s) / s;
         }
         return;

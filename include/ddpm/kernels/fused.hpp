@@ -35,9 +35,11 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 false positive (PR 105593): the AVX-512 intrinsics' _mm512_undefined_*
-// trip -Wmaybe-uninitialized once inlined at -O2/-O3. Scoped to this header.
+// trip -Wmaybe-uninitialized / -Wuninitialized once inlined at -O2/-O3.
+// Scoped to this header.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace ddpm::kernels {
@@ -414,15 +416,19 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
 }
 
 /// The fused DDIM step for a batch (coefficients per sample; see
-/// kernels::scalar::ddim_coefficients). `x_prev` may alias `xt`.
+/// kernels::scalar::ddim_coefficients). `x_prev` may alias `xt`. The network
+/// output has `channels`·D values per sample; only the first D are read (a
+/// learned variance's channels are ignored by DDIM, as in diffusers).
 template <class T>
 void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<const x0_clip<T>> clips,
                std::span<const T> model_output, std::span<const T> xt, const step_noise<T>& noise, std::span<T> x_prev,
-               std::span<T> x0_out, const execution& exec = {}, backend bk = best_backend) {
+               std::span<T> x0_out, const execution& exec = {}, backend bk = best_backend, std::size_t channels = 1) {
     constexpr std::string_view where = "ddpm::kernels::ddim_step";
     const std::size_t rows = coefficients.size();
     const std::size_t dim = detail::check_rows(where, rows, xt.size());
-    detail::check_equal(where, "model_output", model_output.size(), xt.size(), "elements (B x D)");
+    if (channels != 1 && channels != 2) ddpm::detail::throw_invalid(where, "channels", channels, "1 or 2");
+    detail::check_equal(where, "model_output", model_output.size(), channels * xt.size(),
+                        channels == 1 ? "elements (B x D)" : "elements (B x 2D)");
     if (!clips.empty()) detail::check_equal(where, "clips", clips.size(), rows, "(one per sample, or none)");
     detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
     if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
@@ -442,12 +448,12 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
         const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[row];
         T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
         detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
+            const T* out = model_output.data() + row * channels * dim + first;
             if (bk == backend::simd)
-                detail::ddim_range<backend::simd, F, C>(model_output.data() + off, xt.data() + off, zp,
-                                                        x_prev.data() + off, x0p, n, c, clip);
+                detail::ddim_range<backend::simd, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
             else
-                detail::ddim_range<backend::scalar, F, C>(model_output.data() + off, xt.data() + off, zp,
-                                                          x_prev.data() + off, x0p, n, c, clip);
+                detail::ddim_range<backend::scalar, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c,
+                                                          clip);
         });
     });
 }

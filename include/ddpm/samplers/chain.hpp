@@ -7,6 +7,8 @@
 #include "ddpm/buffer.hpp"
 #include "ddpm/denoiser.hpp"
 #include "ddpm/error.hpp"
+#include "ddpm/kernels/fused.hpp"
+#include "ddpm/parallel.hpp"
 #include "ddpm/samplers/noise.hpp"
 #include "ddpm/samplers/timesteps.hpp"
 
@@ -34,6 +36,9 @@ struct sampler_options {
     /// The output buffer already holds x_T (or, for ddim_invert, x_0); when
     /// false the start is drawn from the noise source (step index 0).
     bool start_from_input = false;
+    /// Threads for the fused step kernels (the network call is the user's).
+    /// Results do not depend on it.
+    execution exec{};
 };
 
 /// The default observer: does nothing and costs nothing.
@@ -105,23 +110,54 @@ private:
     bool m_custom = false;
 };
 
+/// Per-sample scratch of a step: coefficients and clip bounds for the fused
+/// kernels, and the dynamic-thresholding work area.
+template <class T>
+struct step_scratch {
+    std::vector<kernels::reverse_coefficients<T>> ddpm;
+    std::vector<kernels::ddim_coefficients<T>> ddim;
+    std::vector<kernels::x0_clip<T>> clips;
+    std::vector<T> threshold; // 2·D: |x̂_0| and a selection buffer
+
+    void resize(std::size_t batch, std::size_t dim) {
+        ddpm.resize(batch);
+        ddim.resize(batch);
+        clips.resize(batch);
+        threshold.resize(2 * dim);
+    }
+};
+
 /// Scratch of a sampling run, sized once before the loop.
 template <class T>
 struct chain_workspace {
-    std::vector<T> x, x_next, model_out, x0, noise, scratch;
+    std::vector<T> x, x_next, model_out, x0, noise;
     std::vector<timestep_t> timesteps;
+    step_scratch<T> step;
 
-    void resize(std::size_t batch, std::size_t dim, std::size_t out_channels) {
+    void resize(std::size_t batch, std::size_t dim, std::size_t out_channels, bool noise_buffer) {
         const std::size_t n = batch * dim;
         x.resize(n);
         x_next.resize(n);
         model_out.resize(n * out_channels);
         x0.resize(n);
-        noise.resize(n);
-        scratch.resize(2 * dim); // dynamic thresholding: |x̂_0| and a sort buffer
+        noise.resize(noise_buffer ? n : 0);
         timesteps.resize(batch);
+        step.resize(batch, dim);
     }
 };
+
+/// A noise source the fused kernels can draw from directly (counter_noise).
+template <class N>
+concept stream_noise_source = requires(const std::remove_cvref_t<N>& n, std::uint64_t step) {
+    { n.stream(step) } -> std::same_as<kernels::noise_stream>;
+};
+
+/// Fills `out` (B samples of `dim`) with the noise of chain step `step`.
+template <class T, class Noise>
+void fill_noise(Noise& noise, std::span<T> out, std::uint64_t step, std::size_t dim) {
+    if constexpr (requires { noise.fill_rows(out, step, dim); }) noise.fill_rows(out, step, dim);
+    else noise.fill(out, step);
+}
 
 /// B and D of a run: `out` must hold a positive whole number of samples.
 inline batch_shape run_shape(std::string_view where, std::size_t out_size, std::size_t batch) {
@@ -165,8 +201,9 @@ DDPM_FORCEINLINE bool notify(Obs& obs, std::size_t i, timestep_t t, std::span<co
 ///   std::size_t output_channels() const;              // 1, or 2 for a learned variance
 ///   bool adds_noise(std::size_t i) const;             // does step i consume noise?
 ///   void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x,
-///                std::span<const T> noise /* empty: none */, std::span<T> x_next,
-///                std::span<T> x0, std::size_t dim, std::span<T> scratch) const noexcept;
+///                const kernels::step_noise<T>& noise, std::span<T> x_next,
+///                std::span<T> x0, std::size_t dim, step_scratch<T>& scratch,
+///                const execution& exec) const;
 /// and optionally, for implicit steps solved by fixed-point iteration,
 ///   std::size_t refinements() const;                  // extra network calls per step
 ///   void refine_at(std::size_t i, std::span<const T> model_out /* at x_next */,
@@ -179,11 +216,11 @@ template <class T, class Chain, class Model, class Noise, class Obs>
 std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, Noise& noise, std::span<T> out,
                       const sampler_options& opt, Obs& observe, chain_workspace<T>& ws) {
     const batch_shape shape = run_shape(where, out.size(), opt.batch);
-    ws.resize(shape.batch, shape.dim, chain.output_channels());
-    const std::span<const T> none{};
+    constexpr bool fused_noise = stream_noise_source<Noise>;
+    ws.resize(shape.batch, shape.dim, chain.output_channels(), !fused_noise);
 
     if (opt.start_from_input) std::copy(out.begin(), out.end(), ws.x.begin());
-    else noise.fill(std::span<T>(ws.x), std::uint64_t{0});
+    else fill_noise<T>(noise, std::span<T>(ws.x), std::uint64_t{0}, shape.dim);
 
     const std::size_t n = chain.num_steps();
     std::size_t i = 0;
@@ -193,11 +230,20 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
         call_denoiser<T>(model, std::span<const T>(ws.x), std::span<const timestep_t>(ws.timesteps),
                          std::span<T>(ws.model_out));
         if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
-        const bool noisy = chain.adds_noise(i);
-        if (noisy) noise.fill(std::span<T>(ws.noise), static_cast<std::uint64_t>(i) + 1);
-        chain.step_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x),
-                      noisy ? std::span<const T>(ws.noise) : none, std::span<T>(ws.x_next), std::span<T>(ws.x0),
-                      shape.dim, std::span<T>(ws.scratch));
+        // The step's noise: drawn inside the fused kernel for a counter-based
+        // source, else filled into a buffer first.
+        auto z = kernels::step_noise<T>::none();
+        if (chain.adds_noise(i)) {
+            const auto step = static_cast<std::uint64_t>(i) + 1;
+            if constexpr (fused_noise) {
+                z = kernels::step_noise<T>::from(noise.stream(step));
+            } else {
+                fill_noise<T>(noise, std::span<T>(ws.noise), step, shape.dim);
+                z = kernels::step_noise<T>::from(std::span<const T>(ws.noise));
+            }
+        }
+        chain.step_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), z, std::span<T>(ws.x_next),
+                      std::span<T>(ws.x0), shape.dim, ws.step, opt.exec);
         if constexpr (requires { chain.refinements(); }) {
             // Implicit steps (exact DDIM inversion): re-evaluate the network at
             // the new state and redo the step from the same x.

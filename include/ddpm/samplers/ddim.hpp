@@ -105,25 +105,27 @@ struct ddim_step_parameters {
 
 namespace detail {
 
-/// How ε̂ is obtained in a DDIM step.
-enum class ddim_eps_form {
-    model,     ///< ε̂ = out                          (ε-prediction)
-    from_v,    ///< ε̂ = a·out + b·x_t                (v-prediction)
-    from_out,  ///< ε̂ = (a·x_t − c·out) / b          (x_0-prediction, unclipped)
-    from_x0,   ///< ε̂ = (a·x_t − c·x̂_0) / b          (from the clipped x̂_0)
-};
+/// How ε̂ is obtained in a DDIM step: kernels::scalar::eps_form
+///   model_output ε̂ = out;  from_v ε̂ = a·out + b·x_t;  from_out ε̂ = (a·x_t − c·out)/b;
+///   from_x0 ε̂ = (a·x_t − c·x̂_0)/b (from the clipped x̂_0).
+using ddim_eps_form = kernels::scalar::eps_form;
 
 /// Per-step coefficients of a DDIM step (and of its inversion).
 template <class T>
 struct ddim_coefficients {
     kernels::scalar::reverse_coefficients<T> x0; ///< only form / x0_a / x0_b are used
-    ddim_eps_form eps = ddim_eps_form::model;
+    ddim_eps_form eps = ddim_eps_form::model_output;
     T eps_a = 0, eps_b = 1, eps_c = 0;
     T coef_x0 = 0;  ///< √ᾱ_prev
     T coef_eps = 0; ///< √(1 − ᾱ_prev − σ²)
     T sigma = 0;    ///< η √variance
     T sqrt_alpha_t = 0, sqrt_one_minus_alpha_t = 0, sqrt_one_minus_alpha_prev = 0; ///< for inversion
     ddim_step_parameters<T> params;
+
+    /// The element-wise part, as the fused kernels take it.
+    [[nodiscard]] kernels::ddim_coefficients<T> kernel() const noexcept {
+        return {x0.form, x0.x0_a, x0.x0_b, eps, eps_a, eps_b, eps_c, coef_x0, coef_eps, sigma};
+    }
 };
 
 /// The one place the DDIM scalars are formed (DDIMScheduler.step steps 2, 3
@@ -148,7 +150,7 @@ template <class T>
             c.x0.form = x0_form::divide; // (x − √(1−ᾱ) ε̂)/√ᾱ
             c.x0.x0_a = sa;
             c.x0.x0_b = sb;
-            c.eps = ddim_eps_form::model;
+            c.eps = ddim_eps_form::model_output;
             break;
         case prediction_type::sample:
             c.x0.form = x0_form::identity;
@@ -191,7 +193,7 @@ template <class T>
         c.x0.form = x0_form::multiply; // √(1/ᾱ) x − √(1/ᾱ − 1) ε̂
         c.x0.x0_a = static_cast<T>(d.sqrt_recip_alphas_cumprod[i]);
         c.x0.x0_b = static_cast<T>(d.sqrt_recipm1_alphas_cumprod[i]);
-        c.eps = ddim_eps_form::model;
+        c.eps = ddim_eps_form::model_output;
         break;
     case prediction_type::sample:
         c.x0.form = x0_form::identity;
@@ -225,59 +227,28 @@ template <class T>
     return c;
 }
 
-template <class T>
-DDPM_FORCEINLINE T ddim_eps(const ddim_coefficients<T>& c, T x, T out, T x0) noexcept {
-    switch (c.eps) {
-    case ddim_eps_form::model: return out;
-    case ddim_eps_form::from_v: return c.eps_a * out + c.eps_b * x;
-    case ddim_eps_form::from_out: return (c.eps_a * x - c.eps_c * out) / c.eps_b;
-    case ddim_eps_form::from_x0: return (c.eps_a * x - c.eps_c * x0) / c.eps_b;
-    }
-    return out;
-}
-
-/// One DDIM step for B samples of `dim` elements (the single place the
-/// element-wise maths is written). `coef(b)` gives sample b's coefficients;
-/// `z` empty means no noise. `prev` may alias `x` or `z`; `x0` must not
-/// alias an input. The network output has `channels`·dim values per sample
-/// (a learned variance's extra channels are ignored, as diffusers does).
+/// One DDIM step for B samples of `dim` elements on the fused kernel
+/// (kernels::ddim_step). `coef(b)` gives sample b's coefficients; no noise
+/// when `noise` is none or σ = 0. `prev` may alias `x` or the noise buffer;
+/// `x0` must not alias an input. The network output has `channels`·dim
+/// values per sample (a learned variance's extra channels are ignored, as
+/// diffusers does).
 template <class T, class Coef>
 void ddim_step_kernel(const clip_options& clip, Coef&& coef, std::span<const T> out, std::span<const T> x,
-                      std::span<const T> z, std::span<T> prev, std::span<T> x0, std::size_t batch, std::size_t dim,
-                      std::size_t channels, std::span<T> scratch) noexcept {
-    using kernels::scalar::predict_x0;
+                      const kernels::step_noise<T>& noise, std::span<T> prev, std::span<T> x0, std::size_t batch,
+                      std::size_t dim, std::size_t channels, step_scratch<T>& scratch, const execution& exec) {
     const std::size_t stride = channels * dim;
-    for (std::size_t b = 0; b < batch; ++b) {
-        const auto c = coef(b);
-        const T* o = out.data() + b * stride;
-        const T* xb = x.data() + b * dim;
-        T* x0b = x0.data() + b * dim;
-        for (std::size_t i = 0; i < dim; ++i) x0b[i] = predict_x0(c.x0, xb[i], o[i]);
-    }
-    apply_clipping<T>(clip, x0, dim, scratch);
-    for (std::size_t b = 0; b < batch; ++b) {
-        const auto c = coef(b);
-        const T* o = out.data() + b * stride;
-        const T* xb = x.data() + b * dim;
-        const T* x0b = x0.data() + b * dim;
-        T* pb = prev.data() + b * dim;
-        const bool noisy = !z.empty() && c.sigma > T(0);
-        if (noisy) {
-            const T* zb = z.data() + b * dim;
-            for (std::size_t i = 0; i < dim; ++i) {
-                const T eps = ddim_eps(c, xb[i], o[i], x0b[i]);
-                const T direction = c.coef_eps * eps;          // "direction pointing to x_t"
-                const T mean = c.coef_x0 * x0b[i] + direction; // x_prev without noise
-                pb[i] = mean + c.sigma * zb[i];
-            }
-        } else {
-            for (std::size_t i = 0; i < dim; ++i) {
-                const T eps = ddim_eps(c, xb[i], o[i], x0b[i]);
-                const T direction = c.coef_eps * eps;
-                pb[i] = c.coef_x0 * x0b[i] + direction;
-            }
-        }
-    }
+    for (std::size_t b = 0; b < batch; ++b) scratch.ddim[b] = coef(b).kernel();
+    const auto clips = step_clips<T>(
+        clip,
+        [&](std::size_t b, std::span<T> row) {
+            const T* o = out.data() + b * stride;
+            const T* xb = x.data() + b * dim;
+            for (std::size_t i = 0; i < dim; ++i) row[i] = kernels::scalar::ddim_x0(scratch.ddim[b], xb[i], o[i]);
+        },
+        x0, batch, dim, scratch);
+    kernels::ddim_step<T>(std::span<const kernels::ddim_coefficients<T>>(scratch.ddim.data(), batch), clips, out, x,
+                          noise, prev, x0, exec, kernels::best_backend, channels);
 }
 
 /// One step of DDIM inversion (η = 0) from the level ᾱ_prev (`x`, known) up
@@ -295,6 +266,7 @@ void ddim_invert_kernel(const ddim_coefficients<T>& c, std::span<const T> out, s
                         std::size_t channels) noexcept {
     using kernels::scalar::predict_x0;
     const std::size_t stride = channels * dim;
+    const kernels::ddim_coefficients<T> k = c.kernel();
     for (std::size_t b = 0; b < batch; ++b) {
         const T* o = out.data() + b * stride;
         const T* eb = x_eps.data() + b * dim;
@@ -303,7 +275,7 @@ void ddim_invert_kernel(const ddim_coefficients<T>& c, std::span<const T> out, s
         T* nb = next.data() + b * dim;
         for (std::size_t i = 0; i < dim; ++i) {
             const T xe = eb[i];
-            const T eps = ddim_eps(c, xe, o[i], predict_x0(c.x0, xe, o[i]));
+            const T eps = kernels::scalar::ddim_eps(k, xe, o[i], predict_x0(c.x0, xe, o[i]));
             const T xhat = (xb[i] - c.sqrt_one_minus_alpha_prev * eps) / c.coef_x0;
             x0b[i] = xhat;
             nb[i] = c.sqrt_alpha_t * xhat + c.sqrt_one_minus_alpha_t * eps;
@@ -427,11 +399,12 @@ public:
     [[nodiscard]] timestep_t model_timestep(std::size_t i) const noexcept { return m_chain[i]; }
     [[nodiscard]] std::size_t output_channels() const noexcept { return detail::output_channels(m_options.variance); }
     [[nodiscard]] bool adds_noise(std::size_t i) const noexcept { return position_coefficients(i).sigma > T(0); }
-    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, std::span<const T> noise,
-                 std::span<T> x_next, std::span<T> x0, std::size_t dim, std::span<T> scratch) const noexcept {
+    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>& noise,
+                 std::span<T> x_next, std::span<T> x0, std::size_t dim, detail::step_scratch<T>& scratch,
+                 const execution& exec) const {
         const auto c = position_coefficients(i);
         detail::ddim_step_kernel<T>(m_options.clip, [&c](std::size_t) { return c; }, model_out, x, noise, x_next, x0,
-                                    x.size() / dim, dim, output_channels(), scratch);
+                                    x.size() / dim, dim, output_channels(), scratch, exec);
     }
     /// The coefficients of position i (public for the inversion driver).
     [[nodiscard]] detail::ddim_coefficients<T> position_coefficients(std::size_t i) const noexcept {
@@ -476,9 +449,11 @@ private:
             detail::check_size(where, "noise", z.size(), shape.elements(), "elements (B x D), or 0 for none");
         detail::check_size(where, "prev_sample", prev.size(), shape.elements());
         detail::check_size(where, "pred_original_sample", x0.size(), shape.elements());
-        std::vector<T> scratch(m_options.clip.kind == clip_options::mode::dynamic_threshold ? 2 * shape.dim : 0);
-        detail::ddim_step_kernel<T>(m_options.clip, coef, out, x, z, prev, x0, shape.batch, shape.dim,
-                                    output_channels(), std::span<T>(scratch));
+        detail::step_scratch<T> scratch;
+        scratch.resize(shape.batch, shape.dim);
+        const auto noise_spec = z.empty() ? kernels::step_noise<T>::none() : kernels::step_noise<T>::from(z);
+        detail::ddim_step_kernel<T>(m_options.clip, coef, out, x, noise_spec, prev, x0, shape.batch, shape.dim,
+                                    output_channels(), scratch, execution{});
     }
 
     noise_schedule m_schedule;
@@ -499,8 +474,8 @@ struct ddim_inversion_chain {
     [[nodiscard]] timestep_t model_timestep(std::size_t j) const noexcept { return s.model_timestep(num_steps() - 1 - j); }
     [[nodiscard]] std::size_t output_channels() const noexcept { return s.output_channels(); }
     [[nodiscard]] bool adds_noise(std::size_t) const noexcept { return false; }
-    void step_at(std::size_t j, std::span<const T> model_out, std::span<const T> x, std::span<const T>,
-                 std::span<T> x_next, std::span<T> x0, std::size_t dim, std::span<T>) const noexcept {
+    void step_at(std::size_t j, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>&,
+                 std::span<T> x_next, std::span<T> x0, std::size_t dim, step_scratch<T>&, const execution&) const {
         const auto c = s.position_coefficients(num_steps() - 1 - j);
         ddim_invert_kernel<T>(c, model_out, x, x, x_next, x0, x.size() / dim, dim, output_channels());
     }

@@ -80,71 +80,71 @@ namespace detail {
     return s.profile() == profile::diffusers ? t > 0 : prev >= 0;
 }
 
-/// One DDPM reverse step for B samples of `dim` elements — the single place
-/// the element-wise maths is written (used by ddpm_scheduler::step and by the
-/// sampling loop).
+/// The fused-kernel clip bounds of a step (kernels::x0_clip per sample), or
+/// an empty span for no clipping. Dynamic thresholding first forms x̂_0 (into
+/// `x0`) to find each sample's scale s; the kernel then clamps to [−s, s] and
+/// divides by s, as diffusers' _threshold_sample does.
+template <class T, class X0Of>
+std::span<const kernels::x0_clip<T>> step_clips(const clip_options& clip, X0Of&& x0_of, std::span<T> x0,
+                                                std::size_t batch, std::size_t dim, step_scratch<T>& scratch) {
+    switch (clip.kind) {
+    case clip_options::mode::none: return {};
+    case clip_options::mode::clip:
+        for (std::size_t b = 0; b < batch; ++b)
+            scratch.clips[b] = {true, static_cast<T>(clip.clip_range), T(1)};
+        break;
+    case clip_options::mode::dynamic_threshold:
+        for (std::size_t b = 0; b < batch; ++b) {
+            const auto row = x0.subspan(b * dim, dim);
+            x0_of(b, row);
+            const T s = dynamic_threshold_scale<T>(clip, std::span<const T>(row), std::span<T>(scratch.threshold));
+            scratch.clips[b] = {true, s, s};
+        }
+        break;
+    }
+    return {scratch.clips.data(), batch};
+}
+
+/// How the fused kernel finds σ for a variance type.
+[[nodiscard]] constexpr kernels::step_variance step_variance_of(variance_type v, bool diffusers) noexcept {
+    switch (v) {
+    case variance_type::learned_range: return kernels::step_variance::learned_range;
+    // diffusers: the extra channels are σ²; improved-diffusion: log σ².
+    case variance_type::learned: return diffusers ? kernels::step_variance::learned_raw : kernels::step_variance::learned_log;
+    default: return kernels::step_variance::fixed;
+    }
+}
+
+/// One DDPM reverse step for B samples of `dim` elements, on the fused kernel
+/// (kernels::ddpm_step, whose element functions are kernels/scalar.hpp's):
 ///
 ///   x̂_0 = f(x_t, out)           (eq. 15 for ε; per core/coefficients.hpp)
 ///   x̂_0 ← clip / threshold(x̂_0)
 ///   μ   = c_x0 x̂_0 + c_xt x_t     (posterior mean, eq. 7)
-///   x_prev = μ + σ z              (σ from the variance type; z = 0 when `z` is empty)
+///   x_prev = μ + σ z              (σ from the variance type; no z when `noise` is none)
 ///
 /// `coef(b)` returns {reverse_coefficients, noisy} for sample b. `prev` may
-/// alias `x` or `z`; `x0` must not alias any input. `scratch` holds 2·dim
-/// values when the clipping mode is dynamic thresholding.
+/// alias `x` or the noise buffer; `x0` must not alias any input.
 template <class T, class Coef>
 void ddpm_step_kernel(const model_options& opt, bool diffusers, Coef&& coef, std::span<const T> out,
-                      std::span<const T> x, std::span<const T> z, std::span<T> prev, std::span<T> x0,
-                      std::size_t batch, std::size_t dim, std::span<T> scratch) noexcept {
-    using kernels::scalar::posterior_mean;
-    using kernels::scalar::predict_x0;
+                      std::span<const T> x, const kernels::step_noise<T>& noise, std::span<T> prev, std::span<T> x0,
+                      std::size_t batch, std::size_t dim, step_scratch<T>& scratch, const execution& exec) {
     const std::size_t stride = output_channels(opt.variance) * dim;
     for (std::size_t b = 0; b < batch; ++b) {
         const auto cb = coef(b);
-        const T* o = out.data() + b * stride;
-        const T* xb = x.data() + b * dim;
-        T* x0b = x0.data() + b * dim;
-        for (std::size_t i = 0; i < dim; ++i) x0b[i] = predict_x0(cb.c, xb[i], o[i]);
+        scratch.ddpm[b] = cb.c;
+        scratch.ddpm[b].final_step = !cb.noisy;
     }
-    apply_clipping<T>(opt.clip, x0, dim, scratch);
-    for (std::size_t b = 0; b < batch; ++b) {
-        const auto cb = coef(b);
-        const auto& c = cb.c;
-        const T* o = out.data() + b * stride;
-        const T* xb = x.data() + b * dim;
-        const T* x0b = x0.data() + b * dim;
-        T* pb = prev.data() + b * dim;
-        const bool noisy = cb.noisy && !z.empty();
-        const T* zb = noisy ? z.data() + b * dim : nullptr;
-        switch (noisy ? opt.variance : variance_type::fixed_small) {
-        case variance_type::learned_range:
-            for (std::size_t i = 0; i < dim; ++i) {
-                const T mean = posterior_mean(x0b[i], xb[i], c.mean_coef_x0, c.mean_coef_xt);
-                const T frac = (o[dim + i] + T(1)) / T(2);
-                const T log_var = frac * c.max_log + (T(1) - frac) * c.min_log;
-                pb[i] = mean + std::exp(T(0.5) * log_var) * zb[i];
-            }
-            break;
-        case variance_type::learned:
-            // diffusers: the extra channels are σ²; improved-diffusion: log σ².
-            for (std::size_t i = 0; i < dim; ++i) {
-                const T mean = posterior_mean(x0b[i], xb[i], c.mean_coef_x0, c.mean_coef_xt);
-                const T raw = o[dim + i];
-                pb[i] = mean + (diffusers ? std::sqrt(raw) : std::exp(T(0.5) * raw)) * zb[i];
-            }
-            break;
-        default:
-            if (noisy) {
-                const T sigma = c.noise_scale;
-                for (std::size_t i = 0; i < dim; ++i)
-                    pb[i] = posterior_mean(x0b[i], xb[i], c.mean_coef_x0, c.mean_coef_xt) + sigma * zb[i];
-            } else {
-                for (std::size_t i = 0; i < dim; ++i)
-                    pb[i] = posterior_mean(x0b[i], xb[i], c.mean_coef_x0, c.mean_coef_xt);
-            }
-            break;
-        }
-    }
+    const auto clips = step_clips<T>(
+        opt.clip,
+        [&](std::size_t b, std::span<T> row) {
+            const T* o = out.data() + b * stride;
+            const T* xb = x.data() + b * dim;
+            for (std::size_t i = 0; i < dim; ++i) row[i] = kernels::scalar::predict_x0(scratch.ddpm[b], xb[i], o[i]);
+        },
+        x0, batch, dim, scratch);
+    kernels::ddpm_step<T>(std::span<const kernels::reverse_coefficients<T>>(scratch.ddpm.data(), batch), clips,
+                          step_variance_of(opt.variance, diffusers), out, x, noise, prev, x0, exec);
 }
 
 template <class T>
@@ -303,12 +303,13 @@ public:
         return position_coefficients(i).c.noise_scale != T(0);
     }
     /// Step i of the chain for a batch sharing timesteps()[i]; sizes unchecked.
-    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, std::span<const T> noise,
-                 std::span<T> x_next, std::span<T> x0, std::size_t dim, std::span<T> scratch) const noexcept {
+    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>& noise,
+                 std::span<T> x_next, std::span<T> x0, std::size_t dim, detail::step_scratch<T>& scratch,
+                 const execution& exec) const {
         const auto c = position_coefficients(i);
         detail::ddpm_step_kernel<T>(
             m_options, chain_schedule().profile() == profile::diffusers, [&](std::size_t) { return c; }, model_out,
-            x, noise, x_next, x0, x.size() / dim, dim, scratch);
+            x, noise, x_next, x0, x.size() / dim, dim, scratch, exec);
     }
 
 private:
@@ -330,11 +331,13 @@ private:
             detail::check_size(where, "noise", z.size(), shape.elements(), "elements (B x D), or 0 for none");
         detail::check_size(where, "prev_sample", prev.size(), shape.elements());
         detail::check_size(where, "pred_original_sample", x0.size(), shape.elements());
-        std::vector<T> scratch(m_options.clip.kind == clip_options::mode::dynamic_threshold ? 2 * shape.dim : 0);
+        detail::step_scratch<T> scratch;
+        scratch.resize(shape.batch, shape.dim);
+        const auto noise_spec = z.empty() ? kernels::step_noise<T>::none() : kernels::step_noise<T>::from(z);
         detail::ddpm_step_kernel<T>(
             m_options, chain_schedule().profile() == profile::diffusers,
-            [&](std::size_t k) { return position_coefficients(pos(k)); }, out, x, z, prev, x0, shape.batch,
-            shape.dim, std::span<T>(scratch));
+            [&](std::size_t k) { return position_coefficients(pos(k)); }, out, x, noise_spec, prev, x0, shape.batch,
+            shape.dim, scratch, execution{});
     }
 
     void refuse_if_respaced(std::string_view parameter) const {

@@ -24,6 +24,8 @@
 #pragma once
 
 #include "ddpm/error.hpp"
+#include "ddpm/kernels/fused.hpp"
+#include "ddpm/random/counter_noise.hpp"
 
 #include <cmath>
 #include <concepts>
@@ -152,6 +154,56 @@ public:
 
 private:
     std::span<const T> m_values;
+};
+
+/// Counter-based noise (ddpm/random/): the value for element i of sample b at
+/// chain step s is random::normal_at(seed, first_sample + b, s, i) — the same
+/// on one thread or many, in any batch split, on the CPU or the GPU. The
+/// samplers draw it inside their fused step kernels (no noise buffer), so it
+/// is also the fastest source. `step` follows the noise_source convention
+/// (0 = x_T, i + 1 = the noise of step i).
+///
+/// fill(out, step) on its own needs the per-sample size: pass `dim` (D) at
+/// construction, or leave it 0 to treat `out` as one sample. The samplers
+/// call fill_rows(out, step, D) and know D themselves.
+class counter_noise {
+public:
+    explicit constexpr counter_noise(std::uint64_t seed, std::size_t dim = 0, std::uint32_t first_sample = 0) noexcept
+        : m_seed(seed), m_dim(dim), m_first_sample(first_sample) {}
+
+    template <std::floating_point T>
+    void fill(std::span<T> out, std::uint64_t step) const {
+        fill_rows(out, step, m_dim == 0 ? out.size() : m_dim);
+    }
+
+    /// out holds out.size()/dim samples of dim elements.
+    template <std::floating_point T>
+    void fill_rows(std::span<T> out, std::uint64_t step, std::size_t dim) const {
+        if (dim == 0 || out.size() % dim != 0)
+            detail::throw_invalid("ddpm::counter_noise::fill", "out.size()", out.size(),
+                                  "a multiple of the sample size D = " + std::to_string(dim));
+        check_step(step);
+        for (std::size_t b = 0; b < out.size() / dim; ++b)
+            random::fill_normal(out.subspan(b * dim, dim), m_seed, static_cast<std::uint32_t>(m_first_sample + b),
+                                static_cast<std::uint32_t>(step));
+    }
+
+    /// The stream of chain step `step`, for the fused kernels.
+    [[nodiscard]] kernels::noise_stream stream(std::uint64_t step) const {
+        check_step(step);
+        return {m_seed, static_cast<std::uint32_t>(step), m_first_sample};
+    }
+
+    [[nodiscard]] std::uint64_t seed() const noexcept { return m_seed; }
+
+private:
+    static void check_step(std::uint64_t step) {
+        if (step > 0xFFFFFFFFu) detail::throw_invalid("ddpm::counter_noise", "step", step, "< 2^32");
+    }
+
+    std::uint64_t m_seed;
+    std::size_t m_dim;
+    std::uint32_t m_first_sample;
 };
 
 /// A source that writes zeros: the mean of every step (for tests and for
