@@ -6,6 +6,7 @@
 #include <ddpm/core/p_mean_variance.hpp>
 #include <ddpm/core/parameterization.hpp>
 #include <ddpm/core/posterior.hpp>
+#include <ddpm/random/counter_noise.hpp>
 #include <support/golden.hpp>
 
 #include <cmath>
@@ -127,4 +128,20 @@ TEST_CASE("paper check values (Ho et al. 2020, section 4)", "[core][schedule]") 
     const auto& d = s.f64();
     CHECK(d.sqrt_alphas_cumprod.back() == Approx(0.0063528).margin(5e-8));
     CHECK(1.0 - d.alphas_cumprod.back() == Approx(0.99995964).margin(5e-9));
+}
+
+TEMPLATE_TEST_CASE("q_sample with counter noise draws the addressed normals and matches caller noise",
+                   "[core][forward][noise]", float, double) {
+    using T = TestType;
+    const ddpm::noise_schedule s(ddpm::schedule_config{});
+    const std::size_t B = 3, D = 130;
+    const auto x0 = gaussian<T>(B * D, 3);
+    const std::vector<int> ts{0, 499, 999};
+    std::vector<T> xt(B * D), eps(B * D), ref(B * D);
+    ddpm::q_sample(s, x0, ts, ddpm::kernels::noise_stream{77, 5, 10}, xt, eps, ddpm::execution{2});
+    for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t i = 0; i < D; ++i)
+            REQUIRE(eps[b * D + i] == T(ddpm::random::normal_at(77, 10 + std::uint32_t(b), 5, i)));
+    ddpm::q_sample(s, x0, eps, ts, ref);
+    CHECK(max_rel_diff(xt, ref, 1.0) <= 1e-6);
 }

@@ -7,11 +7,13 @@
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/kernels/fused.hpp"
 #include "ddpm/kernels/scalar.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 namespace ddpm {
 
@@ -30,25 +32,24 @@ batch_shape check_forward(std::string_view where, const noise_schedule& s, const
     return shape;
 }
 
-/// out[b, :] = f(a[b, :], n[b, :], coef1(t_b), coef2(t_b)) for the forward pair.
-template <class T, class Ts, class F>
-void forward_pair(const noise_schedule& s, std::span<const T> a, std::span<const T> n, std::span<T> out,
-                  const Ts& timesteps, batch_shape shape, F f) {
+/// √ᾱ_t and √(1 − ᾱ_t) of every sample, in T. diffusers computes them as
+/// ᾱ_t ** 0.5 and (1 − ᾱ_t) ** 0.5 in the tensor's precision; the others
+/// round the float64 tables.
+template <class T, class Ts>
+void forward_coefficients(const noise_schedule& s, const Ts& timesteps, std::vector<T>& a, std::vector<T>& b) {
     const auto& tab = s.tables<T>();
-    std::size_t b = 0;
+    a.clear();
+    b.clear();
     for (const auto tv : timesteps) {
         const auto t = static_cast<std::size_t>(tv);
-        T c1 = tab.sqrt_alphas_cumprod[t];
-        T c2 = tab.sqrt_one_minus_alphas_cumprod[t];
         if (s.profile() == profile::diffusers) {
-            // diffusers: ᾱ_t ** 0.5 and (1 − ᾱ_t) ** 0.5 in the tensor's precision.
             const T ab = tab.alphas_cumprod[t];
-            c1 = std::sqrt(ab);
-            c2 = std::sqrt(T(1) - ab);
+            a.push_back(std::sqrt(ab));
+            b.push_back(std::sqrt(T(1) - ab));
+        } else {
+            a.push_back(tab.sqrt_alphas_cumprod[t]);
+            b.push_back(tab.sqrt_one_minus_alphas_cumprod[t]);
         }
-        const std::size_t off = b * shape.dim;
-        for (std::size_t i = 0; i < shape.dim; ++i) out[off + i] = f(a[off + i], n[off + i], c1, c2);
-        ++b;
     }
 }
 
@@ -64,27 +65,48 @@ void forward_pair(const noise_schedule& s, std::span<const T> a, std::span<const
 template <input_buffer X, input_buffer N, timestep_buffer Ts, output_buffer O>
 void q_sample(const noise_schedule& s, const X& x0, const N& noise, const Ts& timesteps, O&& out) {
     using T = detail::value_of<X>;
-    const auto shape = detail::check_forward("ddpm::q_sample", s, x0, noise, out, timesteps);
-    detail::forward_pair<T>(s, as_span(x0), as_span(noise), as_mutable_span(out), timesteps, shape,
-                            [](T x, T e, T a, T b) { return kernels::scalar::q_sample(x, e, a, b); });
+    (void)detail::check_forward("ddpm::q_sample", s, x0, noise, out, timesteps);
+    std::vector<T> a, b;
+    detail::forward_coefficients<T>(s, timesteps, a, b);
+    kernels::forward_noise<T>(as_span(x0), a, b, as_span(noise), as_mutable_span(out));
+}
+
+/// Fused forward noising for training (Algorithm 1): draws ε from the
+/// counter-based stream — element i of sample b gets
+/// random::normal_at(noise.seed, noise.first_sample + b, noise.step, i) — and
+/// writes x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε and ε (the ε-prediction target) in one
+/// pass over memory. Use a different `step` (or seed) per training iteration.
+/// @throws ddpm::invalid_argument on size mismatch or a timestep outside [0, T).
+template <input_buffer X, timestep_buffer Ts, output_buffer O, output_buffer E>
+void q_sample(const noise_schedule& s, const X& x0, const Ts& timesteps, const kernels::noise_stream& noise, O&& xt,
+              E&& eps, const execution& exec = {}) {
+    using T = detail::value_of<X>;
+    (void)detail::check_forward("ddpm::q_sample", s, x0, eps, xt, timesteps);
+    std::vector<T> a, b;
+    detail::forward_coefficients<T>(s, timesteps, a, b);
+    kernels::forward_noise<T>(as_span(x0), a, b, noise, as_mutable_span(xt), as_mutable_span(eps), exec);
 }
 
 /// diffusers' name for q_sample: add_noise(original_samples, noise, timesteps).
 template <input_buffer X, input_buffer N, timestep_buffer Ts, output_buffer O>
 void add_noise(const noise_schedule& s, const X& x0, const N& noise, const Ts& timesteps, O&& out) {
     using T = detail::value_of<X>;
-    const auto shape = detail::check_forward("ddpm::add_noise", s, x0, noise, out, timesteps);
-    detail::forward_pair<T>(s, as_span(x0), as_span(noise), as_mutable_span(out), timesteps, shape,
-                            [](T x, T e, T a, T b) { return kernels::scalar::q_sample(x, e, a, b); });
+    (void)detail::check_forward("ddpm::add_noise", s, x0, noise, out, timesteps);
+    std::vector<T> a, b;
+    detail::forward_coefficients<T>(s, timesteps, a, b);
+    kernels::forward_noise<T>(as_span(x0), a, b, as_span(noise), as_mutable_span(out));
 }
 
 /// v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, the v-prediction target (diffusers' get_velocity).
 template <input_buffer X, input_buffer N, timestep_buffer Ts, output_buffer O>
 void get_velocity(const noise_schedule& s, const X& x0, const N& noise, const Ts& timesteps, O&& out) {
     using T = detail::value_of<X>;
-    const auto shape = detail::check_forward("ddpm::get_velocity", s, x0, noise, out, timesteps);
-    detail::forward_pair<T>(s, as_span(x0), as_span(noise), as_mutable_span(out), timesteps, shape,
-                            [](T x, T e, T a, T b) { return kernels::scalar::velocity(x, e, a, b); });
+    (void)detail::check_forward("ddpm::get_velocity", s, x0, noise, out, timesteps);
+    std::vector<T> a, b;
+    detail::forward_coefficients<T>(s, timesteps, a, b);
+    // v = √ᾱ ε − √(1 − ᾱ) x_0: the forward kernel with the roles of x_0 and ε swapped.
+    for (auto& v : b) v = -v;
+    kernels::forward_noise<T>(as_span(noise), a, b, as_span(x0), as_mutable_span(out));
 }
 
 /// Mean and variance of q(x_t | x_0): mean = √ᾱ_t x_0 (B·D), variance = 1 − ᾱ_t
