@@ -2,6 +2,7 @@
 //
 //   ddpm_inspect schedule --schedule linear --timesteps 1000 --profile diffusers
 //   ddpm_inspect schedule --config path/to/scheduler_config.json
+//   ddpm_inspect timesteps --schedule linear --timesteps 1000 --steps 50 --spacing trailing
 //
 // Output is one JSON object on stdout; numbers are printed with 17
 // significant digits (they parse back to the identical double) and
@@ -16,6 +17,7 @@
 // option parser (`parse_options`), the value parsers (`parse_int`,
 // `parse_double`, `parse_profile`) and the JSON writer (`json_writer`) are
 // shared by every subcommand.
+#include <ddpm/samplers/timesteps.hpp>
 #include <ddpm/schedule/noise_schedule.hpp>
 #include <ddpm/schedule/profile.hpp>
 #include <ddpm/schedule/scheduler_config.hpp>
@@ -363,6 +365,133 @@ int run_schedule(std::span<const std::string_view> args, std::ostream& out, std:
 }
 
 // ---------------------------------------------------------------------------
+// Subcommand: timesteps
+
+constexpr std::string_view timesteps_usage = R"(usage:
+  ddpm_inspect timesteps --schedule NAME --timesteps T --steps N
+                         --spacing linspace|leading|trailing [--steps-offset K]
+                         [--scheduler ddpm|ddim]
+  ddpm_inspect timesteps --config scheduler_config.json --steps N [--scheduler ddpm|ddim]
+
+Prints one JSON object: "meta" (scheduler, T, N, spacing, steps_offset, ...)
+and "timesteps", the N inference timesteps of diffusers'
+DDPMScheduler / DDIMScheduler.set_timesteps(N), descending, as 0-based
+indices into the training schedule (ddpm::make_timesteps):
+  linspace  round(linspace(0, T-1, N)) reversed (round half to even); no offset
+  leading   arange(N) * (T // N) reversed, + steps_offset
+  trailing  round(arange(T, 0, -T/N)) - 1; no offset
+
+options:
+  --schedule NAME      the training schedule's name (linear, scaled_linear,
+                       squaredcos_cap_v2, sigmoid, quad, cosine, const, jsd,
+                       warmup10, warmup50); checked and recorded in meta, it does
+                       not change the timesteps
+  --timesteps T        number of training timesteps, T >= 1
+  --steps N            number of inference steps, 1 <= N <= T
+  --spacing S          linspace, leading or trailing (diffusers' timestep_spacing)
+  --steps-offset K     added by the leading spacing, K >= 0 (default 0)
+  --config FILE        a diffusers scheduler_config.json, or a folder holding
+                       scheduler_config.json or scheduler/scheduler_config.json:
+                       num_train_timesteps, timestep_spacing and steps_offset come
+                       from it (replaces --schedule, --timesteps, --spacing and
+                       --steps-offset)
+  --scheduler S        ddpm (default) or ddim: whose set_timesteps this is; both
+                       compute the same array, so it is only recorded in meta
+  -h, --help           this text
+
+exit status: 0 success, 1 unusable --config file, 2 bad command line (including
+N < 1, N > T, an unknown spacing, or an offset that pushes a timestep to T).
+)";
+
+int run_timesteps(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+    static constexpr option_spec specs[] = {
+        {"schedule", true}, {"timesteps", true}, {"steps", true},     {"spacing", true},
+        {"steps-offset", true}, {"config", true}, {"scheduler", true},
+    };
+    const parsed_options opt = parse_options(args, specs);
+
+    const std::string scheduler = opt.value("scheduler").value_or("ddpm");
+    if (scheduler != "ddpm" && scheduler != "ddim")
+        throw usage_error("--scheduler = '" + scheduler + "': expected ddpm or ddim");
+
+    nlohmann::json meta = nlohmann::json::object();
+    meta["tool"] = "ddpm_inspect timesteps";
+    meta["ddpm_version"] = std::to_string(ddpm::version_major) + "." + std::to_string(ddpm::version_minor) + "." +
+                           std::to_string(ddpm::version_patch);
+    meta["scheduler"] = scheduler;
+
+    std::int64_t num_train = 0;
+    std::int64_t offset = 0;
+    ddpm::timestep_spacing spacing = ddpm::timestep_spacing::leading;
+    if (const auto path = opt.value("config")) {
+        for (std::string_view conflicting : {"schedule", "timesteps", "spacing", "steps-offset"})
+            if (opt.has(conflicting))
+                throw usage_error("--config cannot be combined with --" + std::string(conflicting));
+        std::vector<std::string> warnings;
+        ddpm::scheduler_config config;
+        try {
+            config = ddpm::load_scheduler_config(*path, &warnings);
+        } catch (const ddpm::invalid_argument& e) {
+            throw input_error(e.what());
+        }
+        for (const auto& w : warnings) err << "ddpm_inspect: warning: " << *path << ": " << w << '\n';
+        num_train = config.schedule.num_train_timesteps;
+        spacing = config.timestep_spacing;
+        offset = config.steps_offset;
+        meta["source"] = "config";
+        meta["config"] = *path;
+        if (!config.class_name.empty()) meta["class_name"] = config.class_name;
+        meta["beta_schedule"] =
+            config.trained_betas ? std::string("trained_betas") : std::string(ddpm::to_string(config.schedule.schedule));
+    } else {
+        const std::string name = opt.require("schedule");
+        ddpm::beta_schedule schedule{};
+        try {
+            schedule = ddpm::beta_schedule_from_string(name);
+        } catch (const ddpm::invalid_argument&) {
+            throw usage_error("--schedule = '" + name +
+                              "': expected one of linear, scaled_linear, squaredcos_cap_v2, sigmoid, quad, cosine, "
+                              "const, jsd, warmup10, warmup50");
+        }
+        num_train = parse_int("timesteps", opt.require("timesteps"));
+        if (num_train < 1) throw usage_error("--timesteps = " + std::to_string(num_train) + ": expected T >= 1");
+        const std::string spacing_name = opt.require("spacing");
+        try {
+            spacing = ddpm::timestep_spacing_from_string(spacing_name);
+        } catch (const ddpm::invalid_argument&) {
+            throw usage_error("--spacing = '" + spacing_name + "': expected linspace, leading or trailing");
+        }
+        if (const auto v = opt.value("steps-offset")) {
+            offset = parse_int("steps-offset", *v);
+            if (offset < 0) throw usage_error("--steps-offset = " + std::to_string(offset) + ": expected K >= 0");
+        }
+        meta["source"] = "flags";
+        meta["beta_schedule"] = std::string(ddpm::to_string(schedule));
+    }
+    const std::int64_t steps = parse_int("steps", opt.require("steps"));
+    if (steps < 1 || steps > num_train)
+        throw usage_error("--steps = " + std::to_string(steps) + ": expected 1 <= N <= T = " +
+                          std::to_string(num_train));
+
+    std::vector<ddpm::timestep_t> timesteps;
+    try {
+        timesteps = ddpm::make_timesteps(num_train, steps, spacing, offset);
+    } catch (const ddpm::invalid_argument& e) {
+        throw usage_error(e.what()); // e.g. an offset that pushes a timestep to T
+    }
+    meta["num_train_timesteps"] = num_train;
+    meta["num_inference_steps"] = steps;
+    meta["timestep_spacing"] = std::string(ddpm::to_string(spacing));
+    meta["steps_offset"] = offset;
+
+    json_writer w;
+    w.value("meta", meta);
+    w.integer_array("timesteps", timesteps);
+    w.finish(out);
+    return exit_ok;
+}
+
+// ---------------------------------------------------------------------------
 // The subcommand table.
 
 struct subcommand {
@@ -374,12 +503,11 @@ struct subcommand {
 
 constexpr subcommand subcommands[] = {
     {"schedule", "a noise schedule and every table derived from it", schedule_usage, run_schedule},
-    // EXTENSION POINT: one row per subcommand. For example, a `timesteps`
-    // subcommand (a sampler's inference timesteps for a scheduler_config):
-    //   {"timesteps", "inference timesteps of a sampler", timesteps_usage, run_timesteps},
-    // where run_timesteps parses its options with parse_options(), throws
-    // usage_error for a bad command line and input_error for an unusable
-    // file, and prints with json_writer (integer_array for the timesteps).
+    {"timesteps", "the inference timesteps of DDPM/DDIM set_timesteps(N)", timesteps_usage, run_timesteps},
+    // EXTENSION POINT: one row per subcommand: {name, one-line summary, usage
+    // text, run function}. The run function parses its options with
+    // parse_options(), throws usage_error for a bad command line and
+    // input_error for an unusable file, and prints with json_writer.
 };
 
 [[nodiscard]] std::string top_usage() {

@@ -40,6 +40,7 @@
 #include "ddpm/samplers/chain.hpp"
 #include "ddpm/samplers/ddim.hpp"
 #include "ddpm/samplers/ddpm.hpp"
+#include "ddpm/samplers/likelihood.hpp"
 #include "ddpm/samplers/noise.hpp"
 #include "ddpm/samplers/timesteps.hpp"
 #include "ddpm/schedule/scheduler_config.hpp"

@@ -64,10 +64,13 @@ namespace detail {
 template <class D>
 concept declares_prediction = requires {
     { std::remove_cvref_t<D>::prediction } -> std::convertible_to<prediction_type>;
+    // a static data member (&D::x is a plain pointer), not a non-static one
+    requires std::is_pointer_v<decltype(&std::remove_cvref_t<D>::prediction)>;
 };
 template <class D>
 concept declares_variance = requires {
     { std::remove_cvref_t<D>::variance } -> std::convertible_to<variance_type>;
+    requires std::is_pointer_v<decltype(&std::remove_cvref_t<D>::variance)>;
 };
 } // namespace detail
 

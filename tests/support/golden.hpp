@@ -17,7 +17,12 @@
 
 namespace ddpm_test {
 
-inline std::string data_path(const std::string& file) { return std::string(DDPM_TEST_DATA_DIR) + "/" + file; }
+inline std::string data_path(const std::string& file) {
+    std::string path(DDPM_TEST_DATA_DIR);
+    path.push_back('/');
+    path.append(file);
+    return path;
+}
 
 /// Parses tests/data/<file> once and caches it for the process.
 inline const nlohmann::json& golden(const std::string& file) {

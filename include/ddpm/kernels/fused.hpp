@@ -508,6 +508,7 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
         };
         s = bk == backend::simd ? detail::row_sum<backend::simd, T>(dim, fb, fs) : detail::row_sum<backend::scalar, T>(dim, fb, fs);
 #else
+        (void)bk;
         s = detail::row_sum<backend::scalar, T>(dim, 0, fs);
 #endif
         const double w = weights.empty() ? 1.0 : static_cast<double>(weights[b]);
@@ -540,6 +541,7 @@ void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::
         };
         sq = bk == backend::simd ? detail::row_sum<backend::simd, T>(dim, fb, fs) : detail::row_sum<backend::scalar, T>(dim, fb, fs);
 #else
+        (void)bk;
         sq = detail::row_sum<backend::scalar, T>(dim, 0, fs);
 #endif
         const double l1 = static_cast<double>(logvar1[b]), l2 = static_cast<double>(logvar2[b]);
