@@ -11,7 +11,7 @@
 set -euo pipefail
 
 # The example target that is the flagship demo.
-DEMO=forward_demo
+DEMO=train_2d
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
