@@ -26,6 +26,7 @@ import sys
 import time
 
 SIZES = [196_608, 3_145_728]
+REPETITIONS = 5  # medians on both sides: this machine is shared and noisy
 OPS = ["forward_noise", "ddpm_step", "ddim_step", "randn"]
 BENCH_NAME = {"forward_noise": "forward_noise", "ddpm_step": "ddpm_step", "ddim_step": "ddim_step",
               "randn": "normal_generator"}
@@ -34,27 +35,34 @@ BENCH_NAME = {"forward_noise": "forward_noise", "ddpm_step": "ddpm_step", "ddim_
 def ddpm_rates(bench, threads, min_time):
     """Runs the SIMD variants of bench_kernels; returns {(op, n, threads): items/s}."""
     cmd = [bench, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
-           "--benchmark_filter=/simd:1/"]
+           "--benchmark_filter=/simd:1/", f"--benchmark_repetitions={REPETITIONS}",
+           "--benchmark_report_aggregates_only=true"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rates = {}
     for b in json.loads(out)["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
         # names look like "forward_noise/n:196608/simd:1/threads:2/real_time"
-        parts = dict(p.split(":") for p in b["name"].split("/")[1:] if ":" in p)
-        op = b["name"].split("/")[0]
+        name = b["run_name"]
+        parts = dict(p.split(":") for p in name.split("/")[1:] if ":" in p)
+        op = name.split("/")[0]
         rates[(op, int(parts["n"]), int(parts["threads"]))] = b["items_per_second"]
     return {(op, n, t): rates.get((BENCH_NAME[op], n, t)) for op in OPS for n in SIZES for t in threads}
 
 
 def torch_rate(fn, n, min_time):
+    """Median over REPETITIONS runs of the mean time per call within min_time."""
     for _ in range(3):
         fn()  # warm up
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < 5:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return n / statistics.median(times)
+    runs = []
+    for _ in range(REPETITIONS):
+        calls = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < min_time or calls < 3:
+            fn()
+            calls += 1
+        runs.append((time.perf_counter() - start) / calls)
+    return n / statistics.median(runs)
 
 
 def torch_ops(torch, n):

@@ -45,7 +45,7 @@ public:
         {
             std::lock_guard<std::mutex> lock(m_mutex);
             m_stop = true;
-            ++m_generation;
+            m_generation.fetch_add(1, std::memory_order_release);
         }
         m_start.notify_all();
         for (auto& t : m_workers) t.join();
@@ -72,13 +72,16 @@ public:
             m_task = task;
             m_count = n;
             m_next.store(0, std::memory_order_relaxed);
-            m_busy = m_workers.size();
-            ++m_generation;
+            m_busy.store(m_workers.size(), std::memory_order_relaxed);
+            m_generation.fetch_add(1, std::memory_order_release);
         }
         m_start.notify_all();
         drain();
+        // Kernels take tens to hundreds of microseconds: spin briefly for the
+        // workers before sleeping, so that waking costs little.
+        for (int spin = 0; spin < spin_limit && m_busy.load(std::memory_order_acquire) != 0; ++spin) pause();
         std::unique_lock<std::mutex> wait(m_mutex);
-        m_done.wait(wait, [this] { return m_busy == 0; });
+        m_done.wait(wait, [this] { return m_busy.load(std::memory_order_acquire) == 0; });
         m_task = {};
     }
 
@@ -91,19 +94,30 @@ private:
         }
     }
 
+    static void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        std::this_thread::yield();
+#endif
+    }
+
     void work() {
         std::size_t seen = 0;
         for (;;) {
+            // Spin a little for the next job (they come back to back in a
+            // sampling loop), then sleep on the condition variable.
+            for (int spin = 0; spin < spin_limit && m_generation.load(std::memory_order_acquire) == seen; ++spin) pause();
             {
                 std::unique_lock<std::mutex> lock(m_mutex);
-                m_start.wait(lock, [&] { return m_generation != seen; });
-                seen = m_generation;
+                m_start.wait(lock, [&] { return m_generation.load(std::memory_order_acquire) != seen; });
+                seen = m_generation.load(std::memory_order_acquire);
                 if (m_stop) return;
             }
             drain();
-            {
+            if (m_busy.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lock(m_mutex);
-                if (--m_busy == 0) m_done.notify_one();
+                m_done.notify_one();
             }
         }
     }
@@ -116,8 +130,9 @@ private:
     task_ref m_task{};
     std::size_t m_count = 0;
     std::atomic<std::size_t> m_next{0};
-    std::size_t m_busy = 0;
-    std::size_t m_generation = 0;
+    static constexpr int spin_limit = 20000; // about 20–100 µs of pause instructions
+    std::atomic<std::size_t> m_busy{0};
+    std::atomic<std::size_t> m_generation{0};
     bool m_stop = false;
 };
 
