@@ -484,6 +484,25 @@ double row_sum(std::size_t n, Batch&& fb, Scalar&& fs) noexcept {
     return total;
 }
 
+/// Σ_i (p_i − q_i)² over one row, accumulated as row_sum does.
+template <class T>
+double squared_distance(const T* p, const T* q, std::size_t n, backend bk) noexcept {
+    auto fs = [&](std::size_t i) {
+        const T d = p[i] - q[i];
+        return d * d;
+    };
+#if DDPM_HAS_XSIMD
+    auto fb = [&](std::size_t i) {
+        const auto d = xsimd::batch<T>::load_unaligned(p + i) - xsimd::batch<T>::load_unaligned(q + i);
+        return d * d;
+    };
+    return bk == backend::simd ? row_sum<backend::simd, T>(n, fb, fs) : row_sum<backend::scalar, T>(n, fb, fs);
+#else
+    (void)bk;
+    return row_sum<backend::scalar, T>(n, 0, fs);
+#endif
+}
+
 } // namespace detail
 
 /// Per-sample weighted mean squared error: out[b] = w_b · mean_i (pred − target)².
@@ -497,20 +516,7 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
     if (!weights.empty()) detail::check_equal(where, "weights", weights.size(), batch, "(one per sample, or none)");
     detail::check_equal(where, "out", out.size(), batch, "(one per sample)");
     parallel_for(exec, batch, [&](std::size_t b) {
-        const T* p = prediction.data() + b * dim;
-        const T* q = target.data() + b * dim;
-        auto fs = [&](std::size_t i) { const T d = p[i] - q[i]; return d * d; };
-        double s = 0;
-#if DDPM_HAS_XSIMD
-        auto fb = [&](std::size_t i) {
-            const auto d = xsimd::batch<T>::load_unaligned(p + i) - xsimd::batch<T>::load_unaligned(q + i);
-            return d * d;
-        };
-        s = bk == backend::simd ? detail::row_sum<backend::simd, T>(dim, fb, fs) : detail::row_sum<backend::scalar, T>(dim, fb, fs);
-#else
-        (void)bk;
-        s = detail::row_sum<backend::scalar, T>(dim, 0, fs);
-#endif
+        const double s = detail::squared_distance<T>(prediction.data() + b * dim, target.data() + b * dim, dim, bk);
         const double w = weights.empty() ? 1.0 : static_cast<double>(weights[b]);
         out[b] = static_cast<T>(w * s / static_cast<double>(dim));
     });
@@ -530,20 +536,7 @@ void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::
     detail::check_equal(where, "logvar1", logvar1.size(), batch, "(one per sample)");
     detail::check_equal(where, "logvar2", logvar2.size(), batch, "(one per sample)");
     parallel_for(exec, batch, [&](std::size_t b) {
-        const T* p = mean1.data() + b * dim;
-        const T* q = mean2.data() + b * dim;
-        auto fs = [&](std::size_t i) { const T d = p[i] - q[i]; return d * d; };
-        double sq = 0;
-#if DDPM_HAS_XSIMD
-        auto fb = [&](std::size_t i) {
-            const auto d = xsimd::batch<T>::load_unaligned(p + i) - xsimd::batch<T>::load_unaligned(q + i);
-            return d * d;
-        };
-        sq = bk == backend::simd ? detail::row_sum<backend::simd, T>(dim, fb, fs) : detail::row_sum<backend::scalar, T>(dim, fb, fs);
-#else
-        (void)bk;
-        sq = detail::row_sum<backend::scalar, T>(dim, 0, fs);
-#endif
+        const double sq = detail::squared_distance<T>(mean1.data() + b * dim, mean2.data() + b * dim, dim, bk);
         const double l1 = static_cast<double>(logvar1[b]), l2 = static_cast<double>(logvar2[b]);
         const double n = static_cast<double>(dim);
         out[b] = static_cast<T>(0.5 * (n * (-1.0 + l2 - l1 + std::exp(l1 - l2)) + sq * std::exp(-l2)));

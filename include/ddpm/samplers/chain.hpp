@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/denoiser.hpp"
 #include "ddpm/error.hpp"
 #include "ddpm/kernels/fused.hpp"
@@ -145,6 +146,34 @@ struct chain_workspace {
         step.resize(batch, dim);
     }
 };
+
+/// The buffers of a single-step call (the schedulers' step()), viewed and
+/// checked once, before anything is written.
+template <class T>
+struct step_call {
+    std::span<const T> out, x, z;
+    std::span<T> prev, x0;
+    batch_shape shape;
+    [[nodiscard]] kernels::step_noise<T> noise() const {
+        return z.empty() ? kernels::step_noise<T>::none() : kernels::step_noise<T>::from(z);
+    }
+};
+
+template <class T, class MO, class X, class N, class P, class X0>
+step_call<T> check_step_call(std::string_view where, variance_type variance, std::size_t batch, const MO& model_output,
+                             const X& sample, const N& noise, P& prev_sample, X0& pred_original_sample) {
+    static_assert(std::is_same_v<T, value_of<MO>> && std::is_same_v<T, value_of<X>> && std::is_same_v<T, value_of<N>> &&
+                      std::is_same_v<T, value_of<P>> && std::is_same_v<T, value_of<X0>>,
+                  "ddpm scheduler step: every buffer must hold the scheduler's T");
+    step_call<T> c{as_span(model_output), as_span(sample), as_span(noise), as_mutable_span(prev_sample),
+                   as_mutable_span(pred_original_sample), {}};
+    c.shape = shape_from(where, batch, "sample", c.x.size());
+    check_model_output(where, variance, c.out.size(), c.shape);
+    if (!c.z.empty()) check_size(where, "noise", c.z.size(), c.shape.elements(), "elements (B x D), or 0 for none");
+    check_size(where, "prev_sample", c.prev.size(), c.shape.elements());
+    check_size(where, "pred_original_sample", c.x0.size(), c.shape.elements());
+    return c;
+}
 
 /// A noise source the fused kernels can draw from directly (counter_noise).
 template <class N>

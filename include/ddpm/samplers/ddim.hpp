@@ -434,25 +434,11 @@ private:
     template <class MO, class Coef, class X, class N, class P, class X0>
     void step_impl(std::string_view where, const MO& model_output, std::size_t batch, Coef&& coef, const X& sample,
                    const N& noise, P&& prev_sample, X0&& pred_original_sample) const {
-        static_assert(std::is_same_v<T, detail::value_of<MO>> && std::is_same_v<T, detail::value_of<X>> &&
-                          std::is_same_v<T, detail::value_of<N>> && std::is_same_v<T, detail::value_of<P>> &&
-                          std::is_same_v<T, detail::value_of<X0>>,
-                      "ddpm::ddim_scheduler<T>::step: every buffer must hold T");
-        const auto x = as_span(sample);
-        const auto out = as_span(model_output);
-        const auto z = as_span(noise);
-        auto prev = as_mutable_span(prev_sample);
-        auto x0 = as_mutable_span(pred_original_sample);
-        const auto shape = detail::shape_from(where, batch, "sample", x.size());
-        detail::check_model_output(where, m_options.variance, out.size(), shape);
-        if (!z.empty())
-            detail::check_size(where, "noise", z.size(), shape.elements(), "elements (B x D), or 0 for none");
-        detail::check_size(where, "prev_sample", prev.size(), shape.elements());
-        detail::check_size(where, "pred_original_sample", x0.size(), shape.elements());
+        const auto c = detail::check_step_call<T>(where, m_options.variance, batch, model_output, sample, noise,
+                                                  prev_sample, pred_original_sample);
         detail::step_scratch<T> scratch;
-        scratch.resize(shape.batch, shape.dim);
-        const auto noise_spec = z.empty() ? kernels::step_noise<T>::none() : kernels::step_noise<T>::from(z);
-        detail::ddim_step_kernel<T>(m_options.clip, coef, out, x, noise_spec, prev, x0, shape.batch, shape.dim,
+        scratch.resize(c.shape.batch, c.shape.dim);
+        detail::ddim_step_kernel<T>(m_options.clip, coef, c.out, c.x, c.noise(), c.prev, c.x0, c.shape.batch, c.shape.dim,
                                     output_channels(), scratch, execution{});
     }
 
