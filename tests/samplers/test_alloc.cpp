@@ -5,11 +5,6 @@
 // form is replaced, so that the pairs stay matched (also under ASan).
 #include <catch2/catch.hpp>
 
-// The replacement pair below is malloc/free; GCC's -Wmismatched-new-delete
-// cannot see that operator new is replaced too and warns where they inline.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
 
 #include <ddpm/samplers/ddim.hpp>
 #include <ddpm/samplers/ddpm.hpp>
@@ -22,27 +17,9 @@
 #include <random>
 #include <vector>
 
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-} // namespace
+#include <support/count_allocations.hpp>
 
-void* operator new(std::size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-    throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return ::operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept { return ::operator new(n, tag); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+using ddpm_test::g_allocations;
 
 namespace {
 
