@@ -14,6 +14,8 @@ TEST_CASE("ddpm_inspect CLI tests", "[inspect][cli]") {
 #include <ddpm/schedule/noise_schedule.hpp>
 #include <support/golden.hpp>
 
+#include "run_inspect.hpp"
+
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -34,62 +36,14 @@ using ddpm_test::golden;
 using ddpm_test::max_rel_diff;
 using ddpm_test::values;
 using nlohmann::json;
+using ddpm_test::inspect_result;
+using ddpm_test::run_inspect;
 
 namespace {
 
-struct run_result {
-    int exit_code = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string slurp_and_remove(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    ::unlink(path.c_str());
-    return s.str();
-}
-
-/// Runs ddpm_inspect with `args` (no shell), capturing stdout and stderr.
-run_result run(const std::vector<std::string>& args) {
-    const std::string tmp = std::filesystem::temp_directory_path().string();
-    std::string out_path = tmp + "/ddpm_inspect_out_XXXXXX";
-    std::string err_path = tmp + "/ddpm_inspect_err_XXXXXX";
-    const int out_fd = ::mkstemp(out_path.data());
-    const int err_fd = ::mkstemp(err_path.data());
-    REQUIRE(out_fd >= 0);
-    REQUIRE(err_fd >= 0);
-    std::vector<std::string> argv_storage;
-    argv_storage.emplace_back(DDPM_INSPECT_EXE);
-    argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_storage) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::dup2(out_fd, STDOUT_FILENO);
-        ::dup2(err_fd, STDERR_FILENO);
-        ::execv(argv[0], argv.data());
-        _exit(127);
-    }
-    ::close(out_fd);
-    ::close(err_fd);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    run_result r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp_and_remove(out_path);
-    r.err = slurp_and_remove(err_path);
-    return r;
-}
-
 /// Runs ddpm_inspect, expects success and returns the parsed JSON.
 json run_json(const std::vector<std::string>& args) {
-    const auto r = run(args);
+    const auto r = run_inspect(args);
     std::string cmd;
     for (const auto& a : args) cmd += " " + a;
     INFO("ddpm_inspect" << cmd << "\nstderr: " << r.err);
@@ -280,7 +234,7 @@ TEST_CASE("ddpm_inspect prints every table so that it parses back to the identic
 }
 
 TEST_CASE("ddpm_inspect --config with trained_betas prints those betas", "[inspect][cli]") {
-    const auto r = run({"schedule", "--config", fixture("trained_betas_T8.json")});
+    const auto r = run_inspect({"schedule", "--config", fixture("trained_betas_T8.json")});
     REQUIRE(r.exit_code == 0);
     const json out = json::parse(r.out);
     CHECK(out.at("meta").at("beta_schedule") == "trained_betas");
@@ -316,7 +270,7 @@ TEST_CASE("ddpm_inspect: bad command lines exit 2 with usage on stderr", "[inspe
         std::string cmd;
         for (const auto& a : args) cmd += " " + a;
         INFO("ddpm_inspect" << cmd);
-        const auto r = run(args);
+        const auto r = run_inspect(args);
         INFO("stderr: " << r.err);
         CHECK(r.exit_code == 2);
         CHECK_THAT(r.err, Catch::Contains("usage:"));
@@ -328,15 +282,15 @@ TEST_CASE("ddpm_inspect: bad command lines exit 2 with usage on stderr", "[inspe
 TEST_CASE("ddpm_inspect: --help prints usage on stdout and exits 0, an unusable --config exits 1", "[inspect][cli]") {
     for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
              {"--help"}, {"-h"}, {"schedule", "--help"}, {"schedule", "--schedule", "linear", "-h"}}) {
-        const auto r = run(args);
+        const auto r = run_inspect(args);
         CHECK(r.exit_code == 0);
         CHECK_THAT(r.out, Catch::Contains("usage:"));
         CHECK(r.err.empty());
     }
-    const auto help = run({"schedule", "--help"});
+    const auto help = run_inspect({"schedule", "--help"});
     CHECK_THAT(help.out, Catch::Contains("--config") && Catch::Contains("float32") && Catch::Contains("Infinity"));
 
-    auto r = run({"schedule", "--config", fixture("does_not_exist.json")});
+    auto r = run_inspect({"schedule", "--config", fixture("does_not_exist.json")});
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.err, Catch::Contains("does_not_exist.json"));
     CHECK(r.out.empty());

@@ -15,6 +15,8 @@ TEST_CASE("ddpm_inspect timesteps CLI tests", "[inspect][cli][timesteps]") {
 #include <ddpm/samplers/timesteps.hpp>
 #include <support/golden.hpp>
 
+#include "run_inspect.hpp"
+
 #include <cerrno>
 #include <cstdint>
 #include <fcntl.h>
@@ -29,57 +31,10 @@ TEST_CASE("ddpm_inspect timesteps CLI tests", "[inspect][cli][timesteps]") {
 
 using ddpm_test::golden;
 using nlohmann::json;
+using ddpm_test::inspect_result;
+using ddpm_test::run_inspect;
 
 namespace {
-
-struct cli_result {
-    int exit_code = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string read_and_remove(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    ::unlink(path.c_str());
-    return s.str();
-}
-
-/// Runs ddpm_inspect with `args` (no shell), capturing stdout and stderr.
-cli_result run_inspect(const std::vector<std::string>& args) {
-    const std::string tmp = std::filesystem::temp_directory_path().string();
-    std::string out_path = tmp + "/ddpm_inspect_ts_out_XXXXXX";
-    std::string err_path = tmp + "/ddpm_inspect_ts_err_XXXXXX";
-    const int out_fd = ::mkstemp(out_path.data());
-    const int err_fd = ::mkstemp(err_path.data());
-    REQUIRE(out_fd >= 0);
-    REQUIRE(err_fd >= 0);
-    std::vector<std::string> storage;
-    storage.emplace_back(DDPM_INSPECT_EXE);
-    storage.insert(storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : storage) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::dup2(out_fd, STDOUT_FILENO);
-        ::dup2(err_fd, STDERR_FILENO);
-        ::execv(argv[0], argv.data());
-        _exit(127);
-    }
-    ::close(out_fd);
-    ::close(err_fd);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    cli_result r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_and_remove(out_path);
-    r.err = read_and_remove(err_path);
-    return r;
-}
 
 /// `ddpm_inspect timesteps <args>`: expects success, returns the JSON.
 json timesteps_json(std::vector<std::string> args) {
