@@ -32,6 +32,7 @@
 #include "ddpm/random/philox.hpp"
 #include "ddpm/random/philox_simd.hpp"
 
+#include "ddpm/kernels/combine.hpp"
 #include "ddpm/kernels/fused.hpp"
 #include "ddpm/kernels/scalar.hpp"
 #include "ddpm/parallel.hpp"
@@ -40,7 +41,10 @@
 #include "ddpm/samplers/chain.hpp"
 #include "ddpm/samplers/ddim.hpp"
 #include "ddpm/samplers/ddpm.hpp"
+#include "ddpm/samplers/euler.hpp"
+#include "ddpm/samplers/heun.hpp"
 #include "ddpm/samplers/likelihood.hpp"
 #include "ddpm/samplers/noise.hpp"
+#include "ddpm/samplers/sigmas.hpp"
 #include "ddpm/samplers/timesteps.hpp"
 #include "ddpm/schedule/scheduler_config.hpp"
