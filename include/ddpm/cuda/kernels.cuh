@@ -3,9 +3,11 @@
 // Each kernel is a grid-stride loop over (sample, thread chunk) calling the
 // per-thread body of kernels/grid_threads.hpp; the threshold kernel is
 // block-cooperative (one block per sample). Each launcher checks its
-// arguments once (returning status::invalid naming the first bad one), picks
-// the vector path when the shapes and alignments allow it, launches on the
-// caller's stream and returns cudaGetLastError(). Launchers never synchronise
+// arguments once (returning status::invalid naming the first bad one), takes
+// an error left pending by earlier work (returned as status::pending, nothing
+// launched: it is not ddpm's), picks the vector path when the shapes and
+// alignments allow it, launches on the caller's stream and returns
+// cudaGetLastError(). Launchers never synchronise
 // and never throw, so they are legal inside a stream capture.
 #pragma once
 
@@ -219,6 +221,7 @@ template <storage_type T>
     if (a.element_offset > std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(a.dim))
         return status::invalid("element_offset", static_cast<long long>(a.element_offset),
                                "element_offset + dim <= 2^64");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const std::int64_t chunks = kernels::grid::fill_chunks(a.element_offset, a.dim);
     detail::fill_kernel<T><<<detail::grid_blocks(a.batch * chunks), detail::block_threads, 0, stream>>>(a, chunks);
     return status::from(cudaGetLastError());
@@ -237,6 +240,7 @@ template <storage_type T>
     if (a.dim < 1) return status::invalid("dim", a.dim, ">= 1");
     if (a.noise_in == nullptr && !detail::samples_fit(a.first_sample, a.batch))
         return status::invalid("batch", a.batch, "first_sample + batch - 1 <= 2^32 - 1 (32-bit sample index)");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const bool full = a.dim % kernels::grid::group_elements == 0 && detail::vector_aligned<T>(a.x0) &&
                       detail::vector_aligned<T>(a.xt) && detail::vector_aligned<T>(a.eps_out) &&
                       detail::vector_aligned<T>(a.v_out) && detail::vector_aligned<T>(a.noise_in);
@@ -280,6 +284,7 @@ template <storage_type T, class Coef>
         return status::invalid("thresholds", 0, "a device pointer (B values from launch_threshold)");
     if (a.noise_in == nullptr && !detail::samples_fit(a.first_sample, a.batch))
         return status::invalid("batch", a.batch, "first_sample + batch - 1 <= 2^32 - 1 (32-bit sample index)");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const bool full = a.dim % kernels::grid::group_elements == 0 && detail::vector_aligned<T>(a.model_output) &&
                       detail::vector_aligned<T>(a.xt) && detail::vector_aligned<T>(a.x_prev) &&
                       detail::vector_aligned<T>(a.pred_x0) && detail::vector_aligned<T>(a.noise_in);
@@ -319,6 +324,7 @@ template <storage_type T, class Coef>
     if (a.position.below >= static_cast<std::uint64_t>(a.dim) || a.position.above >= static_cast<std::uint64_t>(a.dim))
         return status::invalid("position.above", static_cast<long long>(a.position.above),
                                "< dim (kernels::scalar::quantile_rank(ratio, dim))");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const unsigned blocks = static_cast<unsigned>(a.batch < 65535 * 16 ? a.batch : 65535 * 16);
     if (threshold_cached<T>(a.dim)) {
         const std::size_t bytes =
