@@ -97,6 +97,7 @@ __global__ void __launch_bounds__(block_threads)
 /// block-wide prefix sum, and the bin holding the wanted rank. With `Cached`
 /// the keys are computed once into shared memory; otherwise every pass
 /// recomputes x̂_0 from x_t and the network output (read from L2/global).
+/// A NaN in a sample's x̂_0 makes its s_b NaN, as torch.quantile does.
 template <class T, class Coef, bool Cached>
 __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels::grid::threshold_args<T, Coef> a) {
     namespace ks = kernels::scalar;
@@ -133,6 +134,11 @@ __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels:
         K mask = 0;
         std::uint32_t rank = static_cast<std::uint32_t>(a.position.below);
         std::uint32_t count = 0;
+        // torch.quantile's NaN rule: a NaN anywhere in the sample makes the
+        // quantile NaN (|NaN| keys sort above +inf, so the selection alone
+        // would ignore NaNs below the rank). Seen during the first pass.
+        constexpr K inf_key = static_cast<K>(sizeof(K) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull); // |+inf|
+        bool nan_seen = false;
         for (unsigned p = ks::radix_passes<C>; p-- > 0;) {
             hist[tid] = 0;
             __syncthreads();
@@ -143,6 +149,7 @@ __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels:
                     K k;
                     if constexpr (Cached) k = cache[i];
                     else k = key_at(i);
+                    if (mask == 0 && k > inf_key) nan_seen = true; // first pass: every key is a candidate
                     if ((k & mask) == prefix) bin = ks::radix_digit(k, p);
                 }
                 const unsigned peers = __match_any_sync(full, bin);
@@ -177,6 +184,11 @@ __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels:
             __syncthreads(); // everyone has read s_*: the next pass may reuse hist
         }
 
+        if (__syncthreads_or(nan_seen ? 1 : 0) != 0) { // block-uniform
+            if (tid == 0) a.thresholds[b] = kernels::grid::quiet_nan<C>();
+            __syncthreads();
+            continue;
+        }
         const C lo = ks::key_value<C>(prefix);
         C hi = lo;
         if (a.position.above != a.position.below && rank + 1 >= count) {
