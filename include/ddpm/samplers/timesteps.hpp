@@ -13,6 +13,7 @@
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/core/types.hpp" // timestep_spacing, to_string, timestep_spacing_from_string
 #include "ddpm/error.hpp"
 
 #include <algorithm>
@@ -25,33 +26,6 @@
 #include <vector>
 
 namespace ddpm {
-
-/// How num_inference_steps timesteps are picked among T (diffusers'
-/// `timestep_spacing`; "Common Diffusion Noise Schedules and Sample Steps are
-/// Flawed", Lin et al. 2023, table 2).
-enum class timestep_spacing {
-    linspace, ///< round(linspace(0, T − 1, N)), descending; ignores steps_offset
-    leading,  ///< (0, r, 2r, …)·descending + steps_offset, r = T // N
-    trailing, ///< round(arange(T, 0, −T/N)) − 1; ignores steps_offset
-};
-
-[[nodiscard]] constexpr std::string_view to_string(timestep_spacing s) noexcept {
-    switch (s) {
-    case timestep_spacing::linspace: return "linspace";
-    case timestep_spacing::leading: return "leading";
-    case timestep_spacing::trailing: return "trailing";
-    }
-    return "?";
-}
-
-/// Parses diffusers' strings "linspace", "leading", "trailing".
-[[nodiscard]] inline timestep_spacing timestep_spacing_from_string(std::string_view s) {
-    if (s == "linspace") return timestep_spacing::linspace;
-    if (s == "leading") return timestep_spacing::leading;
-    if (s == "trailing") return timestep_spacing::trailing;
-    detail::throw_invalid("ddpm::timestep_spacing_from_string", "timestep_spacing", s,
-                          "one of \"linspace\", \"leading\", \"trailing\"");
-}
 
 /// The descending timesteps of diffusers' `set_timesteps(num_inference_steps)`
 /// for a schedule of `num_train_timesteps` steps.
