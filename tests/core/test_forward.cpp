@@ -1,5 +1,5 @@
 // Forward process, posterior and parameterisations: golden parity with
-// diffusers' add_noise / get_velocity, and the identities MATH.md states.
+// diffusers' add_noise / get_velocity, and the identities docs/math.md states.
 #include <catch2/catch.hpp>
 
 #include <ddpm/core/forward.hpp>

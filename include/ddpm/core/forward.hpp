@@ -1,5 +1,5 @@
 // ddpm/core/forward.hpp — the forward process q(x_t | x_0) on a batch
-// (MATH.md, "Forward process").
+// (docs/math.md#forward-process).
 //
 // All functions take B samples × D elements, batch-first, and one 0-based
 // timestep per sample (t ∈ [0, T)). Noise is supplied by the caller. Sizes and

@@ -1,6 +1,6 @@
 // ddpm/core/types.hpp — what a network predicts and how the reverse variance
-// is chosen, with diffusers' spellings (MATH.md, "Parameterisations" and
-// "Reverse process variance").
+// is chosen, with diffusers' spellings (docs/math.md#parameterisations and
+// docs/math.md#reverse-process-variance).
 #pragma once
 
 #include "ddpm/error.hpp"
