@@ -68,11 +68,15 @@ ddpm::model_options model_for(const nlohmann::json& cfg) {
     return m;
 }
 
-ddpm::sigma_spacing sigmas_for(const nlohmann::json& cfg) {
-    if (cfg.value("use_karras_sigmas", false)) return ddpm::sigma_spacing::karras;
-    if (cfg.value("use_lu_lambdas", false)) return ddpm::sigma_spacing::lu_lambdas;
-    if (cfg.value("use_exponential_sigmas", false)) return ddpm::sigma_spacing::exponential;
-    return ddpm::sigma_spacing::discrete;
+ddpm::sigma_schedule sigmas_for(const nlohmann::json& cfg) {
+    if (cfg.value("use_karras_sigmas", false)) return ddpm::sigma_schedule::karras;
+    if (cfg.value("use_exponential_sigmas", false)) return ddpm::sigma_schedule::exponential;
+    return ddpm::sigma_schedule::discrete;
+}
+
+ddpm::final_sigmas_type final_for(const nlohmann::json& cfg) {
+    return cfg.value("final_sigmas_type", std::string("zero")) == "sigma_min" ? ddpm::final_sigmas_type::sigma_min
+                                                                             : ddpm::final_sigmas_type::zero;
 }
 
 ddpm::dpm_solver_options dpm_for(const nlohmann::json& cfg) {
@@ -84,9 +88,9 @@ ddpm::dpm_solver_options dpm_for(const nlohmann::json& cfg) {
     o.solver_order = cfg.value("solver_order", 2);
     o.solver_type = cfg.value("solver_type", std::string("midpoint")) == "heun" ? ddpm::dpm_solver_type::heun
                                                                                : ddpm::dpm_solver_type::midpoint;
-    o.final_sigmas_type = cfg.value("final_sigmas_type", std::string("zero")) == "sigma_min" ? ddpm::final_sigmas::sigma_min
-                                                                                             : ddpm::final_sigmas::zero;
+    o.final_sigmas = final_for(cfg);
     o.sigmas = sigmas_for(cfg);
+    o.use_lu_lambdas = cfg.value("use_lu_lambdas", false);
     o.spacing = ddpm::timestep_spacing_from_string(cfg.value("timestep_spacing", std::string("linspace")));
     o.steps_offset = cfg.value("steps_offset", 0);
     return o;
@@ -99,8 +103,7 @@ ddpm::unipc_options unipc_for(const nlohmann::json& cfg) {
                                                                          : ddpm::unipc_solver_type::bh2;
     if (cfg.contains("disable_corrector"))
         for (const auto& k : cfg.at("disable_corrector")) o.disable_corrector.push_back(k.get<std::size_t>());
-    o.final_sigmas_type = cfg.value("final_sigmas_type", std::string("zero")) == "sigma_min" ? ddpm::final_sigmas::sigma_min
-                                                                                             : ddpm::final_sigmas::zero;
+    o.final_sigmas = final_for(cfg);
     o.sigmas = sigmas_for(cfg);
     o.spacing = ddpm::timestep_spacing_from_string(cfg.value("timestep_spacing", std::string("linspace")));
     o.steps_offset = cfg.value("steps_offset", 0);
@@ -286,4 +289,125 @@ TEST_CASE("multistep solvers: every dpm*/unipc* run of solvers.json, float32 and
                     t.finite_fixes);
         CHECK(t.worst_rel64 < 1e-12);
     }
+}
+
+namespace {
+
+/// Checks an array (or its summary) against what the scheduler holds.
+template <class V>
+void check_array(const nlohmann::json& e, const std::string& key, std::span<const V> got, std::size_t& identical,
+                 std::size_t& total) {
+    if (e.contains(key)) {
+        const auto ref = values<double>(e.at(key));
+        REQUIRE(got.size() == ref.size());
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+            ++total;
+            if (static_cast<double>(got[i]) == ref[i]) ++identical;
+            else FAIL_CHECK(key << "[" << i << "] = " << static_cast<double>(got[i]) << ", diffusers " << ref[i]);
+        }
+        return;
+    }
+    const auto& sm = e.at(key + "_summary");
+    REQUIRE(got.size() == sm.at("len").get<std::size_t>());
+    const auto head = values<double>(sm.at("head"));
+    const auto tail = values<double>(sm.at("tail"));
+    for (std::size_t i = 0; i < head.size(); ++i) CHECK(static_cast<double>(got[i]) == head[i]);
+    for (std::size_t i = 0; i < tail.size(); ++i) CHECK(static_cast<double>(got[got.size() - tail.size() + i]) == tail[i]);
+    std::set<double> unique;
+    double sum = 0;
+    for (const auto v : got) {
+        unique.insert(static_cast<double>(v));
+        sum += static_cast<double>(v);
+    }
+    CHECK(unique.size() == sm.at("n_unique").get<std::size_t>());
+    if (sm.contains("sum_f64")) CHECK(sum == sm.at("sum_f64").get<double>());
+    if (sm.contains("sum")) CHECK(sum == sm.at("sum").get<double>());
+    total += got.size();
+    identical += got.size(); // head, tail, distinct count and exact sum all agree
+}
+
+template <class S>
+void check_table_entry(S& s, const nlohmann::json& e, std::size_t& identical, std::size_t& total) {
+    s.set_timesteps(e.at("N").get<std::int64_t>());
+    CHECK(static_cast<double>(s.init_noise_sigma()) == e.at("init_noise_sigma").get<double>());
+    check_array<ddpm::timestep_t>(e, "timesteps", s.timesteps(), identical, total);
+    check_array<double>(e, "sigmas", s.sigmas(), identical, total);
+}
+
+} // namespace
+
+TEST_CASE("multistep solvers: set_timesteps tables of solvers.json", "[samplers][solvers][parity]") {
+    const ddpm::noise_schedule sched(ddpm::schedule_config{}, ddpm::profile::diffusers);
+    std::size_t entries = 0, identical = 0, total = 0;
+    for (const auto& e : data().at("set_timesteps_table").at("entries")) {
+        const auto name = e.at("scheduler").get<std::string>();
+        if (!is_dpm(name) && !is_unipc(name)) continue;
+        const auto& cfg = e.at("config");
+        INFO(name << " " << cfg.dump() << " N=" << e.at("N"));
+        if (is_dpm(name)) {
+            ddpm::dpm_solver_multistep_scheduler<float> s(sched, {}, dpm_for(cfg));
+            check_table_entry(s, e, identical, total);
+        } else {
+            ddpm::unipc_scheduler<float> s(sched, {}, unipc_for(cfg));
+            check_table_entry(s, e, identical, total);
+        }
+        ++entries;
+    }
+    CHECK(entries == 2 * 3 * 2 * 7);
+    std::printf("set_timesteps tables (DPM-Solver, UniPC): %zu entries, %zu / %zu values identical\n", entries,
+                identical, total);
+}
+
+TEST_CASE("multistep solvers: N = 0 and N > T are rejected by name", "[samplers][solvers][errors]") {
+    // diffusers returns empty timesteps for N = 0 (linspace / leading) or
+    // divides by zero (trailing), and silently repeats timesteps for N > T;
+    // ddpm throws ddpm::invalid_argument naming num_inference_steps for every
+    // such entry of set_timesteps_errors.
+    const ddpm::noise_schedule sched(ddpm::schedule_config{}, ddpm::profile::diffusers);
+    std::size_t entries = 0;
+    for (const auto& e : data().at("set_timesteps_errors").at("entries")) {
+        const auto name = e.at("scheduler").get<std::string>();
+        if (!is_dpm(name) && !is_unipc(name)) continue;
+        const auto n = e.at("N").get<std::int64_t>();
+        INFO(name << " " << e.at("config").dump() << " N=" << n);
+        auto expect_throw = [&](auto& s) {
+            CHECK_THROWS_AS(s.set_timesteps(n), ddpm::invalid_argument);
+    CHECK_THROWS_WITH(s.set_timesteps(n), Catch::Contains("num_inference_steps = " + std::to_string(n)));
+            CHECK(s.timesteps().empty()); // nothing kept from a failed call
+        };
+        if (is_dpm(name)) {
+            ddpm::dpm_solver_multistep_scheduler<float> s(sched, {}, dpm_for(e.at("config")));
+            expect_throw(s);
+        } else {
+            ddpm::unipc_scheduler<float> s(sched, {}, unipc_for(e.at("config")));
+            expect_throw(s);
+        }
+        ++entries;
+    }
+    CHECK(entries == 2 * 3 * 2 * 2);
+}
+
+TEST_CASE("multistep solvers: constructor errors", "[samplers][solvers][errors]") {
+    const ddpm::noise_schedule sched(ddpm::schedule_config{}, ddpm::profile::diffusers);
+    for (const auto& e : data().at("constructor_errors")) {
+        if (!is_dpm(e.at("scheduler").get<std::string>())) continue;
+        const auto alg = e.at("config").at("algorithm_type").get<std::string>();
+        if (alg != "dpmsolver") continue; // sde-dpmsolver is not offered by ddpm
+        ddpm::dpm_solver_options o;
+        o.algorithm = ddpm::dpm_algorithm::dpmsolver; // final_sigmas defaults to zero, as in diffusers
+        CHECK_THROWS_AS((ddpm::dpm_solver_multistep_scheduler<float>(sched, {}, o)), ddpm::invalid_argument);
+    CHECK_THROWS_WITH((ddpm::dpm_solver_multistep_scheduler<float>(sched, {}, o)), Catch::Contains("final_sigmas_type = zero"));
+    }
+    ddpm::dpm_solver_options bad_order;
+    bad_order.solver_order = 4;
+    CHECK_THROWS_AS((ddpm::dpm_solver_multistep_scheduler<double>(sched, {}, bad_order)), ddpm::invalid_argument);
+    CHECK_THROWS_WITH((ddpm::dpm_solver_multistep_scheduler<double>(sched, {}, bad_order)), Catch::Contains("solver_order = 4"));
+    ddpm::unipc_options eps_to_zero;
+    eps_to_zero.predict_x0 = false;
+    CHECK_THROWS_AS((ddpm::unipc_scheduler<double>(sched, {}, eps_to_zero)), ddpm::invalid_argument);
+    CHECK_THROWS_WITH((ddpm::unipc_scheduler<double>(sched, {}, eps_to_zero)), Catch::Contains("final_sigmas_type = zero"));
+    ddpm::unipc_options uni_order;
+    uni_order.solver_order = 0;
+    CHECK_THROWS_AS((ddpm::unipc_scheduler<double>(sched, {}, uni_order)), ddpm::invalid_argument);
+    CHECK_THROWS_WITH((ddpm::unipc_scheduler<double>(sched, {}, uni_order)), Catch::Contains("solver_order = 0"));
 }

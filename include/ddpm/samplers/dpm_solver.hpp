@@ -20,7 +20,7 @@
 // first order at the first step, second at the second (warm-up), and at the
 // end `lower_order_final` (first order for the last step, at most second for
 // the one before, when fewer than 15 steps), `euler_at_final`, and always
-// first order into σ = 0 (final_sigmas::zero).
+// first order into σ = 0 (final_sigmas_type::zero).
 //
 // Two interfaces over the same update:
 //  * dpm_solver_multistep_scheduler<T>::step(): diffusers' stateful step
@@ -34,10 +34,10 @@
 // (docs/solvers.md, "Fixed differences"):
 //  * N = 0 (diffusers: empty timesteps, or ZeroDivisionError for trailing) and
 //    N > T (repeated timesteps): set_timesteps throws ddpm::invalid_argument.
-//  * A zero-length step (h = 0: Karras / Lu λ with final_sigmas::sigma_min
+//  * A zero-length step (h = 0: Karras / Lu λ with final_sigmas_type::sigma_min
 //    repeat the last σ) is the identity x_t = x_s. diffusers computes the
 //    same for orders 1–2 and NaN for order 3 (0/0 in r_0/(r_0 + r_1)).
-//  * algorithm dpmsolver with final_sigmas::zero is rejected, as diffusers
+//  * algorithm dpmsolver with final_sigmas_type::zero is rejected, as diffusers
 //    does (ε-integration cannot reach σ = 0).
 //  * A timestep handed to step() that is not in timesteps() throws (diffusers
 //    silently uses the last position).
@@ -70,7 +70,7 @@ namespace ddpm {
 enum class dpm_algorithm {
     dpmsolver_pp,     ///< "dpmsolver++": integrates x̂_0 (the usual choice)
     sde_dpmsolver_pp, ///< "sde-dpmsolver++": the SDE variant, draws noise every step
-    dpmsolver,        ///< "dpmsolver": integrates ε̂ (needs final_sigmas::sigma_min)
+    dpmsolver,        ///< "dpmsolver": integrates ε̂ (needs final_sigmas_type::sigma_min)
 };
 
 /// diffusers' `solver_type` (second-order step only).
@@ -94,17 +94,18 @@ struct dpm_solver_options {
     dpm_solver_type solver_type = dpm_solver_type::midpoint;
     bool lower_order_final = true;
     bool euler_at_final = false;
-    final_sigmas final_sigmas_type = final_sigmas::zero;
-    sigma_spacing sigmas = sigma_spacing::discrete; ///< use_karras_sigmas / use_exponential_sigmas / use_lu_lambdas
+    final_sigmas_type final_sigmas = final_sigmas_type::zero;
+    sigma_schedule sigmas = sigma_schedule::discrete; ///< use_karras_sigmas / use_exponential_sigmas
+    bool use_lu_lambdas = false; ///< log σ uniform between σ(T−1) and σ(0) (overrides `sigmas`)
     timestep_spacing spacing = timestep_spacing::linspace;
     std::int64_t steps_offset = 0;
 
     /// @throws ddpm::invalid_argument on an order outside 1–3, a negative
-    ///         offset, or dpmsolver with final_sigmas::zero.
+    ///         offset, or dpmsolver with final_sigmas_type::zero.
     void validate(std::string_view where) const {
         if (solver_order < 1 || solver_order > 3) detail::throw_invalid(where, "solver_order", solver_order, "1, 2 or 3");
         if (steps_offset < 0) detail::throw_invalid(where, "steps_offset", steps_offset, ">= 0");
-        if (algorithm == dpm_algorithm::dpmsolver && final_sigmas_type == final_sigmas::zero)
+        if (algorithm == dpm_algorithm::dpmsolver && final_sigmas == final_sigmas_type::zero)
             detail::throw_invalid(where, "final_sigmas_type", "zero",
                                   "sigma_min for algorithm dpmsolver (the epsilon form cannot step to sigma = 0)");
     }
@@ -126,16 +127,16 @@ struct dpm_plan {
     bool noise = false;
     T cx = 0, c0 = 0, c1 = 0, c2 = 0, cz = 0;
     T inv_r0 = 0, inv_r1 = 0, r_frac = 0, inv_r01 = 0;
-    convert_coefficients<T> convert;
-    convert_coefficients<T> to_x0; ///< ε̂ → x̂_0 (dpmsolver, for thresholding and the observer)
-    convert_coefficients<T> to_eps; ///< x̂_0 → ε̂ (dpmsolver thresholding)
+    kernels::output_coefficients<T> convert;
+    kernels::output_coefficients<T> to_x0; ///< ε̂ → x̂_0 (dpmsolver, for thresholding and the observer)
+    kernels::output_coefficients<T> to_eps; ///< x̂_0 → ε̂ (dpmsolver thresholding)
 };
 
 /// The order diffusers uses at position i of n (DPMSolverMultistepScheduler.step).
 [[nodiscard]] inline int dpm_update_order(const dpm_solver_options& o, std::size_t i, std::size_t n,
                                           std::size_t lower_order_nums) noexcept {
     const bool lower_final = i + 1 == n && (o.euler_at_final || (o.lower_order_final && n < 15) ||
-                                            o.final_sigmas_type == final_sigmas::zero);
+                                            o.final_sigmas == final_sigmas_type::zero);
     const bool lower_second = i + 2 == n && o.lower_order_final && n < 15;
     if (o.solver_order == 1 || lower_order_nums < 1 || lower_final) return 1;
     if (o.solver_order == 2 || lower_order_nums < 2 || lower_second) return 2;
@@ -152,8 +153,9 @@ template <class T, class C>
     const auto p0 = vp_of_sigma(static_cast<C>(sigmas[i]));
     const bool pp = o.algorithm != dpm_algorithm::dpmsolver;
     p.convert = make_convert<T>(pred, pp, p0.alpha, p0.sigma);
-    p.to_x0 = {convert_form::divide, static_cast<T>(p0.alpha), static_cast<T>(p0.sigma)};  // (x − σ ε̂)/α
-    p.to_eps = {convert_form::divide, static_cast<T>(p0.sigma), static_cast<T>(p0.alpha)}; // (x − α x̂_0)/σ
+    using kernels::output_form;
+    p.to_x0 = {output_form::x_minus_bo_c, 0, static_cast<T>(p0.sigma), static_cast<T>(p0.alpha)};  // (x − σ ε̂)/α
+    p.to_eps = {output_form::x_minus_bo_c, 0, static_cast<T>(p0.alpha), static_cast<T>(p0.sigma)}; // (x − α x̂_0)/σ
     const C at = pt.alpha, st = pt.sigma;
     const C h = pt.lambda - p0.lambda;
     if (h == C(0)) {
@@ -161,9 +163,9 @@ template <class T, class C>
         return p;
     }
     const C one(1);
-    const C e = cr_exp(-h);            // e^{−h}
-    const C E = cr_exp(h);             // e^{h}
-    const C e2 = cr_exp(C(-2) * h);    // e^{−2h}
+    const C e = sigmas::exp_of(-h);            // e^{−h}
+    const C E = sigmas::exp_of(h);             // e^{h}
+    const C e2 = sigmas::exp_of(C(-2) * h);    // e^{−2h}
     const C decay = one - e2;          // 1 − e^{−2h}
     C cx{}, c0{}, c1{}, c2{}, cz{};
     switch (o.algorithm) {
@@ -271,15 +273,15 @@ int dpm_advance(const dpm_solver_options& o, const model_options& mo, std::span<
             const T* xb = x.data() + b * d.dim;
             T* hb = hist + b * d.dim;
             for (std::size_t k = 0; k < d.dim; ++k) {
-                const T m = p.convert.apply(ob[k], xb[k]);
-                hb[k] = pp ? m : p.to_x0.apply(m, xb[k]);
+                const T m = convert_one(p.convert, ob[k], xb[k]);
+                hb[k] = pp ? m : convert_one(p.to_x0, m, xb[k]);
             }
             apply_clipping<T>(mo.clip, std::span<T>(hb, d.dim), d.dim, std::span<T>(st.threshold));
             if (!pp)
-                for (std::size_t k = 0; k < d.dim; ++k) hb[k] = p.to_eps.apply(hb[k], xb[k]);
+                for (std::size_t k = 0; k < d.dim; ++k) hb[k] = convert_one(p.to_eps, hb[k], xb[k]);
         }
     }
-    for_each_noise_chunk<T>(d.batch, d.dim, noise, exec, [&](std::size_t row, std::size_t first, std::size_t count, const T* z) {
+    for_each_noise_chunk<T>(d.batch, d.dim, noise, p.noise && !p.identity, exec, [&](std::size_t row, std::size_t first, std::size_t count, const T* z) {
         const T* ob = out.data() + row * stride + first;
         const std::size_t at = row * d.dim + first;
         const T* xb = x.data() + at;
@@ -288,11 +290,11 @@ int dpm_advance(const dpm_solver_options& o, const model_options& mo, std::span<
         T* x0b = x0.empty() ? nullptr : x0.data() + at;
         for (std::size_t k = 0; k < count; ++k) {
             const T xv = xb[k];
-            const T m0 = clip ? hb[k] : p.convert.apply(ob[k], xv);
+            const T m0 = clip ? hb[k] : convert_one(p.convert, ob[k], xv);
             if (!clip) hb[k] = m0;
-            if (x0b) x0b[k] = pp ? m0 : p.to_x0.apply(m0, xv);
+            if (x0b) x0b[k] = pp ? m0 : convert_one(p.to_x0, m0, xv);
             T v = p.identity ? xv : dpm_update(p, xv, m0, h1[at + k], h2[at + k]);
-            if (p.noise && !p.identity && z) v = v + p.cz * z[k];
+            if (z) v = v + p.cz * z[k];
             nb[k] = v;
         }
     });
@@ -331,10 +333,10 @@ public:
         constexpr std::string_view where = "ddpm::dpm_solver_multistep_scheduler::set_timesteps";
         auto s = diffusers_precision()
                      ? detail::make_multistep_schedule<T>(where, m_schedule, num_inference_steps, m_dpm.spacing,
-                                                          m_dpm.steps_offset, m_dpm.sigmas, m_dpm.final_sigmas_type, false)
+                                                          m_dpm.steps_offset, m_dpm.sigmas, m_dpm.use_lu_lambdas, m_dpm.final_sigmas, false)
                      : detail::make_multistep_schedule<double>(where, m_schedule, num_inference_steps, m_dpm.spacing,
-                                                               m_dpm.steps_offset, m_dpm.sigmas,
-                                                               m_dpm.final_sigmas_type, false);
+                                                               m_dpm.steps_offset, m_dpm.sigmas, m_dpm.use_lu_lambdas,
+                                                               m_dpm.final_sigmas, false);
         m_timesteps = std::move(s.timesteps);
         m_sigmas = std::move(s.sigmas);
         m_state.reset();

@@ -2,12 +2,13 @@
 // (DPM-Solver / DPM-Solver++, samplers/dpm_solver.hpp; UniPC,
 // samplers/unipc.hpp) share:
 //
-//  * the options vocabulary (final sigma, sigma schedule);
 //  * diffusers' set_timesteps rules of DPMSolverMultistepScheduler and
 //    UniPCMultistepScheduler (integer timesteps, σ table, Karras / exponential
-//    / Lu-λ schedules, the final sigma), in the precision diffusers uses;
+//    / Lu-λ schedules, the final sigma), in the precision diffusers uses, on
+//    the σ vocabulary of samplers/sigmas.hpp;
 //  * σ → (α_t, σ_t, λ_t) with λ = log α_t − log σ_t, where α_t = 1/√(σ² + 1),
 //    σ_t = σ α_t (the VP quantities of the VE sigma σ = √((1 − ᾱ)/ᾱ));
+//  * the small linear solve of UniPC, as torch.linalg.solve does it;
 //  * the per-run state (the history of converted model outputs), sized once
 //    before a run, so nothing allocates in the loop;
 //  * the chunked element loop the updates run on (threads, counter noise).
@@ -28,10 +29,11 @@
 #include "ddpm/config.hpp"
 #include "ddpm/core/types.hpp"
 #include "ddpm/error.hpp"
+#include "ddpm/kernels/combine.hpp"
 #include "ddpm/kernels/fused.hpp"
 #include "ddpm/parallel.hpp"
+#include "ddpm/samplers/sigmas.hpp"
 #include "ddpm/samplers/timesteps.hpp"
-#include "ddpm/schedule/beta_schedule.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 
 #include <algorithm>
@@ -46,106 +48,61 @@
 
 namespace ddpm {
 
-/// The σ after the last step (diffusers' `final_sigmas_type`).
-enum class final_sigmas {
-    zero,      ///< σ = 0: the last step lands on the data (x̂_0)
-    sigma_min, ///< σ of timestep 0 (UniPC with Karras: the last Karras σ)
-};
-
-/// How the N sigmas of a multistep solver are placed.
-enum class sigma_spacing {
-    discrete,    ///< σ of the integer timesteps chosen by timestep_spacing
-    karras,      ///< Karras et al. (2022), ρ = 7, from σ(T−1) to σ(0); timesteps rounded
-    exponential, ///< log σ uniform from σ(T−1) to σ(0); timesteps rounded
-    lu_lambdas,  ///< DPM-Solver only: log σ uniform (diffusers' use_lu_lambdas); timesteps rounded
-};
-
-[[nodiscard]] constexpr std::string_view to_string(final_sigmas f) noexcept {
-    return f == final_sigmas::zero ? "zero" : "sigma_min";
-}
-[[nodiscard]] constexpr std::string_view to_string(sigma_spacing s) noexcept {
-    switch (s) {
-    case sigma_spacing::discrete: return "discrete";
-    case sigma_spacing::karras: return "karras";
-    case sigma_spacing::exponential: return "exponential";
-    case sigma_spacing::lu_lambdas: return "lu_lambdas";
-    }
-    return "?";
-}
-
 namespace detail {
 
-// ----- correctly rounded elementary functions in T --------------------------
-
+/// expm1 in C, correctly rounded for float (evaluated in double and rounded,
+/// like sigmas::exp_of).
 template <class C>
-[[nodiscard]] inline C cr_log(C x) noexcept {
-    return static_cast<C>(std::log(static_cast<double>(x)));
-}
-template <class C>
-[[nodiscard]] inline C cr_exp(C x) noexcept {
-    return static_cast<C>(std::exp(static_cast<double>(x)));
-}
-template <class C>
-[[nodiscard]] inline C cr_expm1(C x) noexcept {
-    return static_cast<C>(std::expm1(static_cast<double>(x)));
+[[nodiscard]] inline C expm1_of(C x) noexcept {
+    if constexpr (std::is_same_v<C, float>) return static_cast<float>(std::expm1(static_cast<double>(x)));
+    else return std::expm1(x);
 }
 
-/// α_t, σ_t and λ_t of a VE sigma, in diffusers' order:
-/// α = 1/√(σ·σ + 1), σ_t = σ·α, λ = log α − log σ_t (+∞ at σ = 0).
+/// α_t, σ_t (sigmas::to_alpha_sigma) and λ_t = log α_t − log σ_t (+∞ at σ = 0) of a VE σ.
 template <class C>
 struct vp_point {
     C alpha = 1, sigma = 0, lambda = 0;
 };
 template <class C>
 [[nodiscard]] inline vp_point<C> vp_of_sigma(C s) noexcept {
-    vp_point<C> p;
-    p.alpha = C(1) / std::sqrt(s * s + C(1));
-    p.sigma = s * p.alpha;
-    p.lambda = cr_log(p.alpha) - cr_log(p.sigma);
-    return p;
+    const auto p = sigmas::to_alpha_sigma(s);
+    return {p.alpha, p.sigma, sigmas::log_of(p.alpha) - sigmas::log_of(p.sigma)};
 }
 
-/// How a model output m becomes what a solver integrates (x̂_0 or ε̂), with
-/// the α_s, σ_s of the current point, in diffusers' order:
-///   identity m;  divide (x − b·m)/a;  multiply a·x − b·m;  vform a·m + b·x.
-enum class convert_form { identity, divide, multiply, vform };
-
+/// kernels::output_coefficients applied to one element (the form chosen at
+/// run time): identity o; (x − b·o)/c; a·x − b·o; a·o + b·x.
 template <class T>
-struct convert_coefficients {
-    convert_form form = convert_form::identity;
-    T a = 1, b = 0;
-
-    [[nodiscard]] DDPM_FORCEINLINE T apply(T m, T x) const noexcept {
-        switch (form) {
-        case convert_form::identity: return m;
-        case convert_form::divide: return (x - b * m) / a;
-        case convert_form::multiply: return a * x - b * m;
-        case convert_form::vform: return a * m + b * x;
-        }
-        return m;
+[[nodiscard]] DDPM_FORCEINLINE T convert_one(const kernels::output_coefficients<T>& c, T o, T x) noexcept {
+    using kernels::output_form;
+    switch (c.form) {
+    case output_form::identity: return o;
+    case output_form::x_minus_bo_c: return kernels::detail::convert_element<output_form::x_minus_bo_c>(o, x, c.a, c.b, c.c);
+    case output_form::ax_minus_bo: return kernels::detail::convert_element<output_form::ax_minus_bo>(o, x, c.a, c.b, c.c);
+    case output_form::ao_plus_bx: return kernels::detail::convert_element<output_form::ao_plus_bx>(o, x, c.a, c.b, c.c);
     }
-};
+    return o;
+}
 
 /// diffusers' convert_model_output: x̂_0 (to_x0) or ε̂ from a network that
-/// predicts `pred`, at the point (α, σ).
+/// predicts `pred`, at the point (α, σ), in diffusers' order.
 template <class T, class C>
-[[nodiscard]] convert_coefficients<T> make_convert(prediction_type pred, bool to_x0, C alpha, C sigma) noexcept {
-    convert_coefficients<T> c;
+[[nodiscard]] kernels::output_coefficients<T> make_convert(prediction_type pred, bool to_x0, C alpha, C sigma) noexcept {
+    using kernels::output_form;
     const T a = static_cast<T>(alpha), s = static_cast<T>(sigma);
     if (to_x0) {
         switch (pred) {
-        case prediction_type::epsilon: c = {convert_form::divide, a, s}; break;      // (x − σ ε̂)/α
-        case prediction_type::sample: c = {convert_form::identity, 1, 0}; break;     // x̂_0
-        case prediction_type::v_prediction: c = {convert_form::multiply, a, s}; break; // α x − σ v̂
+        case prediction_type::epsilon: return {output_form::x_minus_bo_c, 0, s, a};  // (x − σ ε̂)/α
+        case prediction_type::sample: return {output_form::identity, 0, 0, 1};       // x̂_0
+        case prediction_type::v_prediction: return {output_form::ax_minus_bo, a, s, 1}; // α x − σ v̂
         }
     } else {
         switch (pred) {
-        case prediction_type::epsilon: c = {convert_form::identity, 1, 0}; break;   // ε̂
-        case prediction_type::sample: c = {convert_form::divide, s, a}; break;      // (x − α x̂_0)/σ
-        case prediction_type::v_prediction: c = {convert_form::vform, a, s}; break; // α v̂ + σ x
+        case prediction_type::epsilon: return {output_form::identity, 0, 0, 1};      // ε̂
+        case prediction_type::sample: return {output_form::x_minus_bo_c, 0, a, s};   // (x − α x̂_0)/σ
+        case prediction_type::v_prediction: return {output_form::ao_plus_bx, a, s, 1}; // α v̂ + σ x
         }
     }
-    return c;
+    return {};
 }
 
 /// Solves R·x = b (n ≤ 3) as torch.linalg.solve does on the CPU: LAPACK sees
@@ -242,31 +199,6 @@ template <class C, std::size_t N>
     return ts;
 }
 
-/// σ(t) = √((1 − ᾱ_t)/ᾱ_t) for every training timestep, formed in C from the
-/// C tables (diffusers: ((1 − ᾱ)/ᾱ) ** 0.5 on float32 tensors), widened.
-template <class C>
-[[nodiscard]] std::vector<double> train_sigmas(const noise_schedule& s) {
-    const auto& acp = s.tables<C>().alphas_cumprod;
-    std::vector<double> out(acp.size());
-    for (std::size_t i = 0; i < acp.size(); ++i) out[i] = static_cast<double>(std::sqrt((C(1) - acp[i]) / acp[i]));
-    return out;
-}
-
-/// diffusers' _sigma_to_t: the fractional timestep whose log σ (linear
-/// interpolation of the C-precision log σ table) equals log σ.
-[[nodiscard]] inline double sigma_to_t(double sigma, std::span<const double> log_sigmas) noexcept {
-    const double ls = std::log(std::max(sigma, 1e-10));
-    const std::size_t n = log_sigmas.size();
-    std::size_t low = 0;
-    for (std::size_t j = 0; j < n; ++j)
-        if (ls - log_sigmas[j] >= 0) low = j; // last j with dists >= 0 (cumsum argmax)
-    low = std::min(low, n - 2);
-    const double lo = log_sigmas[low], hi = log_sigmas[low + 1];
-    double w = (lo - ls) / (lo - hi);
-    w = std::clamp(w, 0.0, 1.0);
-    return (1.0 - w) * static_cast<double>(low) + w * static_cast<double>(low + 1);
-}
-
 /// The sigmas and integer timesteps of a multistep solver after
 /// set_timesteps(N), as diffusers keeps them (σ values are those of C,
 /// widened; the last entry is the final sigma).
@@ -275,59 +207,49 @@ struct multistep_schedule {
     std::vector<double> sigmas; ///< N + 1 entries
 };
 
-/// Shared set_timesteps of DPM-Solver and UniPC. `unipc_final` selects UniPC's
-/// final sigma for non-discrete schedules (the last schedule σ instead of σ(0)).
+/// Shared set_timesteps of DPM-Solver and UniPC, in C (float for diffusers as
+/// shipped). Karras / exponential / Lu λ ignore the spacing and run from σ(T−1)
+/// to σ(0) with rounded timesteps. `unipc_final`: UniPC's sigma_min for those
+/// schedules is their last σ (DPM-Solver's is σ(0)).
 template <class C>
 [[nodiscard]] multistep_schedule make_multistep_schedule(std::string_view where, const noise_schedule& s,
                                                          std::int64_t N, timestep_spacing spacing,
-                                                         std::int64_t steps_offset, sigma_spacing placement,
-                                                         final_sigmas final, bool unipc_final) {
+                                                         std::int64_t steps_offset, sigma_schedule placement,
+                                                         bool lu_lambdas, final_sigmas_type final, bool unipc_final) {
     const std::int64_t T = s.size();
     multistep_schedule out;
-    // Karras-type schedules ignore the spacing, but diffusers still computes
-    // (and validates) it first.
+    // The Karras-type schedules ignore the spacing, but diffusers still
+    // computes (and validates) it first.
     out.timesteps = multistep_timesteps(where, T, N, spacing, steps_offset);
-    const std::vector<double> train = train_sigmas<C>(s);
-    const double sigma0 = train.front();
-    if (placement == sigma_spacing::discrete) {
+    const std::vector<C> train = sigmas::training_sigmas<C>(s);
+    const double sigma0 = static_cast<double>(train.front());
+    if (placement == sigma_schedule::discrete && !lu_lambdas) {
         out.sigmas.reserve(out.timesteps.size() + 1);
-        for (const auto t : out.timesteps) out.sigmas.push_back(train[static_cast<std::size_t>(t)]);
-        out.sigmas.push_back(final == final_sigmas::zero ? 0.0 : sigma0);
+        for (const auto t : out.timesteps) out.sigmas.push_back(static_cast<double>(train[static_cast<std::size_t>(t)]));
+        out.sigmas.push_back(final == final_sigmas_type::zero ? 0.0 : sigma0);
         return out;
     }
-    std::vector<double> log_sigmas(train.size());
-    for (std::size_t i = 0; i < train.size(); ++i) log_sigmas[i] = static_cast<double>(cr_log(static_cast<C>(train[i])));
-    const double sigma_min = sigma0, sigma_max = train.back();
+    const std::vector<C> logs = sigmas::log_sigmas<C>(std::span<const C>(train));
+    const double sigma_max = static_cast<double>(train.back());
     const auto n = static_cast<std::size_t>(N);
-    std::vector<double> sig(n);
-    const std::vector<double> ramp = linspace_f64(0.0, 1.0, N);
-    switch (placement) {
-    case sigma_spacing::karras: { // Karras et al. (2022), eq. (5), ρ = 7
-        constexpr double rho = 7.0;
-        const double min_inv = std::pow(sigma_min, 1.0 / rho), max_inv = std::pow(sigma_max, 1.0 / rho);
-        for (std::size_t i = 0; i < n; ++i) sig[i] = std::pow(max_inv + ramp[i] * (min_inv - max_inv), rho);
-        break;
-    }
-    case sigma_spacing::exponential: {
-        const std::vector<double> l = linspace_f64(std::log(sigma_max), std::log(sigma_min), N);
-        for (std::size_t i = 0; i < n; ++i) sig[i] = std::exp(l[i]);
-        break;
-    }
-    case sigma_spacing::lu_lambdas: { // Lu et al. (2022): log σ uniform (diffusers' ρ = 1)
-        const double lmin = log_sigmas.front(), lmax = log_sigmas.back();
-        for (std::size_t i = 0; i < n; ++i) sig[i] = std::exp(lmax + ramp[i] * (lmin - lmax));
-        break;
-    }
-    case sigma_spacing::discrete: break;
+    std::vector<double> sig;
+    if (lu_lambdas) { // Lu et al. (2022): log σ uniform (diffusers' _convert_to_lu, ρ = 1)
+        const double lmin = static_cast<double>(logs.front()), lmax = static_cast<double>(logs.back());
+        sig = sigmas::linspace(0.0, 1.0, n);
+        for (double& v : sig) v = std::exp(lmax + v * (lmin - lmax));
+    } else if (placement == sigma_schedule::karras) {
+        sig = sigmas::karras_sigmas(sigma0, sigma_max, n);
+    } else {
+        sig = sigmas::exponential_sigmas(sigma0, sigma_max, n);
     }
     out.timesteps.resize(n);
     out.sigmas.resize(n + 1);
     for (std::size_t i = 0; i < n; ++i) {
-        out.timesteps[i] = static_cast<timestep_t>(std::nearbyint(sigma_to_t(sig[i], log_sigmas)));
+        out.timesteps[i] = static_cast<timestep_t>(std::nearbyint(sigmas::sigma_to_t<C>(sig[i], logs)));
         out.sigmas[i] = static_cast<double>(static_cast<C>(sig[i]));
     }
     double last = 0.0;
-    if (final == final_sigmas::sigma_min) last = unipc_final ? sig[n - 1] : sigma0;
+    if (final == final_sigmas_type::sigma_min) last = unipc_final ? sig[n - 1] : sigma0;
     out.sigmas[n] = static_cast<double>(static_cast<C>(last));
     return out;
 }
@@ -396,23 +318,17 @@ struct multistep_state {
     }
 };
 
-/// Runs f(row, first, count, z) over a B × D batch in chunks on the threads
-/// `exec` allows; z points at the chunk's noise (drawn from a counter stream
-/// at (sample b, the stream's step, element), or read from the buffer), or is
-/// null without noise.
+/// Runs f(row, first, count, z) over a B × D batch in the fused kernels'
+/// chunks, on the threads `exec` allows; z points at the chunk's noise (a
+/// counter stream drawn at (sample b, the stream's step, element), or the
+/// caller's buffer) when `noisy`, else is null.
 template <class T, class F>
-void for_each_noise_chunk(std::size_t batch, std::size_t dim, const kernels::step_noise<T>& noise,
+void for_each_noise_chunk(std::size_t batch, std::size_t dim, const kernels::step_noise<T>& noise, bool noisy,
                           const execution& exec, F&& f) {
     kernels::detail::for_each_chunk(batch, dim, exec, [&](std::size_t row, std::size_t first, std::size_t count) {
         alignas(64) T z[kernels::detail::chunk_elements];
-        const T* zp = nullptr;
-        if (noise.source == kernels::step_noise<T>::kind::stream) {
-            kernels::detail::draw<T>(noise.stream, row, first, count, z, kernels::best_backend);
-            zp = z;
-        } else if (noise.source == kernels::step_noise<T>::kind::buffer) {
-            zp = noise.buffer.data() + row * dim + first;
-        }
-        f(row, first, count, zp);
+        f(row, first, count,
+          kernels::detail::chunk_noise<T>(noise, noisy, row, dim, first, count, z, kernels::best_backend));
     });
 }
 

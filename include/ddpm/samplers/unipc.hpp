@@ -27,7 +27,7 @@
 //  * A step into σ = 0 is first order whatever lower_order_final says (the
 //    higher-order terms are 0·∞ there); a zero-length step (Karras +
 //    sigma_min repeats the last σ) is the identity.
-//  * predict_x0 = false with final_sigmas::zero is rejected (σ_t·hφ_1 = 0·∞).
+//  * predict_x0 = false with final_sigmas_type::zero is rejected (σ_t·hφ_1 = 0·∞).
 //  * N = 0 / N > T and timesteps not in timesteps() throw, as for DPM-Solver.
 #pragma once
 
@@ -69,20 +69,17 @@ struct unipc_options {
     bool lower_order_final = true;
     /// Steps k whose following corrector (at step k + 1) is skipped.
     std::vector<std::size_t> disable_corrector{};
-    final_sigmas final_sigmas_type = final_sigmas::zero;
-    sigma_spacing sigmas = sigma_spacing::discrete; ///< discrete, karras or exponential
+    final_sigmas_type final_sigmas = final_sigmas_type::zero;
+    sigma_schedule sigmas = sigma_schedule::discrete; ///< use_karras_sigmas / use_exponential_sigmas
     timestep_spacing spacing = timestep_spacing::linspace;
     std::int64_t steps_offset = 0;
 
     /// @throws ddpm::invalid_argument on an order outside 1–3, a negative
-    ///         offset, Lu λ sigmas (DPM-Solver only), or predict_x0 = false
-    ///         with final_sigmas::zero.
+    ///         offset, or predict_x0 = false with final_sigmas_type::zero.
     void validate(std::string_view where) const {
         if (solver_order < 1 || solver_order > 3) detail::throw_invalid(where, "solver_order", solver_order, "1, 2 or 3");
         if (steps_offset < 0) detail::throw_invalid(where, "steps_offset", steps_offset, ">= 0");
-        if (sigmas == sigma_spacing::lu_lambdas)
-            detail::throw_invalid(where, "sigmas", to_string(sigmas), "discrete, karras or exponential for UniPC");
-        if (!predict_x0 && final_sigmas_type == final_sigmas::zero)
+        if (!predict_x0 && final_sigmas == final_sigmas_type::zero)
             detail::throw_invalid(where, "final_sigmas_type", "zero",
                                   "sigma_min when predict_x0 = false (the epsilon form cannot step to sigma = 0)");
     }
@@ -124,9 +121,9 @@ template <class T, class C>
     }
     rks[static_cast<std::size_t>(order - 1)] = one;
     const C hh = o.predict_x0 ? -h : h;
-    const C h_phi_1 = cr_expm1(hh);
+    const C h_phi_1 = expm1_of(hh);
     C h_phi_k = h_phi_1 / hh - one;
-    const C B_h = o.solver_type == unipc_solver_type::bh1 ? hh : cr_expm1(hh);
+    const C B_h = o.solver_type == unipc_solver_type::bh1 ? hh : expm1_of(hh);
     std::array<C, 3> b{};
     std::int64_t fact = 1;
     for (int i = 1; i <= order; ++i) {
@@ -225,7 +222,8 @@ unipc_step_info unipc_advance(const unipc_options& o, const model_options& mo, s
 
     const auto p0 = vp_of_sigma(static_cast<C>(sigmas[i]));
     const auto conv = make_convert<T>(mo.prediction, o.predict_x0, p0.alpha, p0.sigma);
-    const convert_coefficients<T> to_x0{convert_form::divide, static_cast<T>(p0.alpha), static_cast<T>(p0.sigma)};
+    const kernels::output_coefficients<T> to_x0{kernels::output_form::x_minus_bo_c, 0, static_cast<T>(p0.sigma),
+                                                static_cast<T>(p0.alpha)}; // (x − σ ε̂)/α
     const bool clip = mo.clip.kind != clip_options::mode::none && o.predict_x0;
     const std::size_t stride = d.channels * d.dim;
     T* hist = st.push();
@@ -237,13 +235,13 @@ unipc_step_info unipc_advance(const unipc_options& o, const model_options& mo, s
             const T* ob = out.data() + b * stride;
             const T* xb = x.data() + b * d.dim;
             T* hb = hist + b * d.dim;
-            for (std::size_t k = 0; k < d.dim; ++k) hb[k] = conv.apply(ob[k], xb[k]);
+            for (std::size_t k = 0; k < d.dim; ++k) hb[k] = convert_one(conv, ob[k], xb[k]);
             apply_clipping<T>(mo.clip, std::span<T>(hb, d.dim), d.dim, std::span<T>(st.threshold));
         }
     }
     T* last = st.last_sample.data();
     const kernels::step_noise<T> none = kernels::step_noise<T>::none();
-    for_each_noise_chunk<T>(d.batch, d.dim, none, exec, [&](std::size_t row, std::size_t first, std::size_t count, const T*) {
+    for_each_noise_chunk<T>(d.batch, d.dim, none, false, exec, [&](std::size_t row, std::size_t first, std::size_t count, const T*) {
         const T* ob = out.data() + row * stride + first;
         const std::size_t at = row * d.dim + first;
         const T* xb = x.data() + at;
@@ -254,9 +252,9 @@ unipc_step_info unipc_advance(const unipc_options& o, const model_options& mo, s
         for (std::size_t k = 0; k < count; ++k) {
             const std::size_t j = at + k;
             T xv = xb[k];
-            const T mt = clip ? hb[k] : conv.apply(ob[k], xv);
+            const T mt = clip ? hb[k] : convert_one(conv, ob[k], xv);
             if (!clip) hb[k] = mt;
-            if (x0b) x0b[k] = o.predict_x0 ? mt : to_x0.apply(mt, xv);
+            if (x0b) x0b[k] = o.predict_x0 ? mt : convert_one(to_x0, mt, xv);
             if (use_corrector) xv = unipc_correct(corr, lb[k], xv, mt, h1[j], h2[j], h3[j]);
             lb[k] = xv;
             nb[k] = unipc_predict(pred, xv, mt, h1[j], h2[j]);
@@ -295,10 +293,10 @@ public:
         constexpr std::string_view where = "ddpm::unipc_scheduler::set_timesteps";
         auto s = diffusers_precision()
                      ? detail::make_multistep_schedule<T>(where, m_schedule, num_inference_steps, m_uni.spacing,
-                                                          m_uni.steps_offset, m_uni.sigmas, m_uni.final_sigmas_type, true)
+                                                          m_uni.steps_offset, m_uni.sigmas, false, m_uni.final_sigmas, true)
                      : detail::make_multistep_schedule<double>(where, m_schedule, num_inference_steps, m_uni.spacing,
-                                                               m_uni.steps_offset, m_uni.sigmas,
-                                                               m_uni.final_sigmas_type, true);
+                                                               m_uni.steps_offset, m_uni.sigmas, false,
+                                                               m_uni.final_sigmas, true);
         m_timesteps = std::move(s.timesteps);
         m_sigmas = std::move(s.sigmas);
         m_state.reset();
