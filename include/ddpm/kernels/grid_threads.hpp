@@ -371,7 +371,7 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, 
 // ---------------------------------------------------------------------------
 // The reverse steps (DDPM and DDIM).
 
-/// How x̂_0 is kept in range inside a step (MATH.md, "Clipping").
+/// How x̂_0 is kept in range inside a step (docs/math.md#clipping-and-dynamic-thresholding).
 enum class clip_mode : std::uint8_t {
     none,
     clip,    ///< clamp(x̂_0, −r, r)
