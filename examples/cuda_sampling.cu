@@ -196,12 +196,12 @@ int main(int argc, char** argv) {
         ddpm::cuda::device_buffer<float> x(static_cast<std::size_t>(samples * 2));
 
         const ddpm::ddpm_scheduler<float> full(schedule, {});
-        ddpm::cuda::ddpm_sampler<float> ddpm_gpu(full, samples, 2);
+        ddpm::cuda::ddpm_sampler<float> ddpm_gpu(full, samples, 2, stream); // setup copies on `stream`
         const bool ok1 = run("DDPM (ancestral, fixed_small)", ddpm_gpu, net, x.data(), samples, stream, m, tolerance);
 
         ddpm::ddim_scheduler<float> ddim(schedule, {}); // η = 0
         ddim.set_timesteps(50);                          // diffusers' "leading": 980, 960, …, 0
-        ddpm::cuda::ddim_sampler<float> ddim_gpu(ddim, samples, 2);
+        ddpm::cuda::ddim_sampler<float> ddim_gpu(ddim, samples, 2, stream);
         const bool ok2 = run("DDIM (50 steps, eta = 0)", ddim_gpu, net, x.data(), samples, stream, m, tolerance);
 
         DDPM_CUDA_CHECK(cudaStreamDestroy(stream));
