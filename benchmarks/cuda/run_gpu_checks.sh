@@ -38,7 +38,8 @@
 # 77 no CUDA device (nothing ran on a GPU); 2 usage.
 #
 # Options: --budget SECONDS (default 480), --no-sanitizer.
-# Environment: OUT (default /tmp/ddpm-gpu-results), NVCC, DDPM_CUDA_ARCH
+# Environment: OUT (default /tmp/ddpm-gpu-results), PYTHON (tried first for
+# torch, then python3, /usr/bin/python3), NVCC, DDPM_CUDA_ARCH
 # (--build-only: the sm_XY to build, default 90 — H100/H200 — plus compute_XY
 # PTX), JOBS.
 set -uo pipefail
@@ -247,19 +248,26 @@ fi
 : >"$OUT/bench.log"
 if [[ -x "$BIN/bench_cuda" ]]; then
     run_step bench_cuda "$OUT/bench.log" "$BIN/bench_cuda" --csv "$OUT/bench.csv" &&
-        grep -E '^(copy|fill|forward|q_sample|ddpm|ddim|chain)' "$OUT/bench.log" | sed 's/^/    /' | tee -a "$summary"
+        grep -E '^(kernel|copy|fill|forward|q_sample|ddpm|ddim|chain)' "$OUT/bench.log" | sed 's/^/    /' | tee -a "$summary"
 else
     record bench_cuda MISSING
 fi
 
 # PyTorch on the same GPU (optional).
 c=$(limit pytorch)
-if ! python3 -c 'import torch' >/dev/null 2>&1; then
-    record pytorch "UNAVAILABLE (no torch in python3)"
-elif ((c == 0)); then
+py=""
+if ((c > 0)); then # the first Python that imports torch: $PYTHON, python3, /usr/bin/python3
+    for cand in ${PYTHON:-} python3 /usr/bin/python3; do
+        if timeout -k 5 "$(limit pytorch)" "$cand" -c 'import torch' >/dev/null 2>&1; then py=$cand; break; fi
+    done
+fi
+if ((c == 0)); then
     record pytorch "NOT RUN" "(budget spent)"
+elif [[ -z $py ]]; then
+    record pytorch "UNAVAILABLE (no Python with torch: \$PYTHON, python3, /usr/bin/python3)"
 else
-    PYTHONUNBUFFERED=1 timeout -k 5 "$c" python3 - >"$OUT/pytorch.txt" 2>&1 <<'EOF'
+    c=$(limit pytorch)
+    PYTHONUNBUFFERED=1 timeout -k 5 "$c" "$py" - >"$OUT/pytorch.txt" 2>&1 <<'EOF'
 # PyTorch's equivalents of the fused kernels, timed like bench_cuda (CUDA
 # events, 3 warm-ups, median of 50). Same minimum byte counts.
 import sys

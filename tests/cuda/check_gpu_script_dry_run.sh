@@ -53,5 +53,30 @@ if [[ -n $built ]]; then
         echo "note: the CUDA binaries in $built are not all built; only the no-binaries case ran"
     fi
 fi
+# 3. A pretend device (stub binaries: the probe says "device 0", the tests pass
+#    at once, test_cuda_steps hangs) and a 6-second budget: the hang is cut by
+#    the budget (TIMEOUT), later steps are NOT RUN, earlier results are already
+#    in the summary, and the run fails (exit 1) within the budget.
+stubs="$work/stubs"
+mkdir -p "$stubs"
+for b in test_cuda_noise test_cuda_forward test_cuda_steps_exact test_cuda_sampler cuda_sampling bench_cuda; do
+    printf '#!/bin/sh\n[ "$1" = --device ] && echo "device 0: pretend GPU (sm_90)"\nexit 0\n' >"$stubs/$b"
+done
+printf '#!/bin/sh\nexec sleep 100\n' >"$stubs/test_cuda_steps"
+chmod +x "$stubs"/*
+t0=$SECONDS
+OUT="$work/out-stub" bash "$script" --prebuilt "$stubs" --budget 6 --no-sanitizer >"$work/log" 2>&1
+rc=$?
+took=$((SECONDS - t0))
+cat "$work/log"
+sum="$work/out-stub/summary.txt"
+check "pretend device: exit 1 (got $rc)" test "$rc" = 1
+check "pretend device: probe passed" grep -q "probe .*PASS .*pretend GPU" "$sum"
+check "pretend device: test_cuda_noise PASS recorded" grep -q "test_cuda_noise .*PASS" "$sum"
+check "pretend device: the hang is a TIMEOUT" grep -q "test_cuda_steps .*TIMEOUT" "$sum"
+check "pretend device: later steps NOT RUN" grep -q "bench_cuda .*NOT RUN" "$sum"
+check "pretend device: RESULT: FAIL" grep -q "^RESULT: FAIL" "$sum"
+check "pretend device: done in $took s (budget 6 s + kill grace)" test "$took" -lt 20
+
 rm -rf "$work"
 exit $fail
