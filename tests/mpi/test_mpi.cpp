@@ -117,7 +117,10 @@ TEST_CASE("the generic sample_shard runs any one-process sampler on the rank's s
     constexpr std::size_t global = 10, D = 4;
     std::vector<double> local;
     const dist::shard s = dist::sample_shard<double>(
-        MPI_COMM_WORLD, 7, global, D, local, [](std::span<double> out, const ddpm::counter_noise& noise, std::size_t) {
+        MPI_COMM_WORLD, 7, global, D, local,
+        [&](std::span<double> out, const ddpm::counter_noise& noise, const dist::shard& slice) {
+            CHECK(slice == dist::shard_of(global, me.rank, me.size));
+            CHECK(out.size() == slice.count * D);
             noise.fill_rows(out, 0, D);
             for (auto& v : out) v *= 2;
         });

@@ -294,9 +294,11 @@ struct is_ddim_scheduler<ddim_scheduler<T>> : std::true_type {};
 
 /// Runs this rank's slice of a global batch of `global_batch` samples of
 /// `dim` elements. `run(std::span<T> out, const counter_noise& noise,
-/// std::size_t batch)` must run the one-process sampler on `batch` samples
-/// into `out` (batch·dim values) with `noise`, which addresses the samples by
-/// their GLOBAL index (counter_noise(seed, dim, shard.first)). `local` is
+/// const shard& slice)` must run the one-process sampler on slice.count
+/// samples into `out` (slice.count·dim values) with `noise`, which addresses
+/// the samples by their GLOBAL index (counter_noise(seed, dim, slice.first));
+/// a sampler with its own counter noise (the CUDA samplers'
+/// sampling_options{seed, first_sample}) takes seed and slice.first instead. `local` is
 /// resized to the shard (count·dim values) unless `keep_input` (then it must
 /// already hold them: the shard's x_T for a start_from_input run). A rank
 /// whose shard is empty (N < ranks) does not call `run`.
@@ -322,7 +324,7 @@ shard sample_shard(MPI_Comm comm, std::uint64_t seed, std::size_t global_batch, 
         else local.resize(mine.count * dim);
         if (mine.count == 0) return;
         const counter_noise noise(seed, dim, static_cast<std::uint32_t>(mine.first));
-        run(std::span<T>(local), noise, mine.count);
+        run(std::span<T>(local), noise, mine);
     });
     return mine;
 }
@@ -340,9 +342,9 @@ shard sample_shard(MPI_Comm comm, const Scheduler& scheduler, Model&& model, std
     f.add("options.start_from_input", options.start_from_input ? 1 : 0);
     return sample_shard<T>(
         comm, seed, global_batch, dim, local,
-        [&](std::span<T> out, const counter_noise& noise, std::size_t batch) {
+        [&](std::span<T> out, const counter_noise& noise, const shard& slice) {
             sampler_options o = options;
-            o.batch = batch;
+            o.batch = slice.count;
             if constexpr (is_ddim_scheduler<std::remove_cvref_t<Scheduler>>::value)
                 ddim_sample(scheduler, model, noise, out, o);
             else
