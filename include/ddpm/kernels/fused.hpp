@@ -187,9 +187,13 @@ DDPM_FORCEINLINE B predict_x0_batch(const B& a, const B& b, const B& xt, const B
     else return out;
 }
 
+/// scalar::clamp on a batch, NaN included: the comparisons are false for NaN,
+/// so it passes through as in the scalar reference (and torch.clamp). xsimd's
+/// min/max would return the bound for a NaN lane instead.
 template <class B>
 DDPM_FORCEINLINE B clip_batch(const B& x0, const B& bound, const B& divisor) noexcept {
-    return xsimd::min(xsimd::max(x0, -bound), bound) / divisor;
+    const B lo = -bound;
+    return xsimd::select(x0 < lo, lo, xsimd::select(x0 > bound, bound, x0)) / divisor;
 }
 #endif
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/core/overlap.hpp"
 #include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/denoiser.hpp"
 #include "ddpm/error.hpp"
@@ -172,6 +173,12 @@ step_call<T> check_step_call(std::string_view where, variance_type variance, std
     if (!c.z.empty()) check_size(where, "noise", c.z.size(), c.shape.elements(), "elements (B x D), or 0 for none");
     check_size(where, "prev_sample", c.prev.size(), c.shape.elements());
     check_size(where, "pred_original_sample", c.x0.size(), c.shape.elements());
+    // x̂_0 is written before the inputs are read (dynamic thresholding) and
+    // beside prev_sample: it may share memory with none of them (issue 11).
+    check_no_overlap(where, "pred_original_sample", c.x0, "sample", c.x);
+    check_no_overlap(where, "pred_original_sample", c.x0, "model_output", c.out);
+    check_no_overlap(where, "pred_original_sample", c.x0, "noise", c.z);
+    check_no_overlap(where, "pred_original_sample", c.x0, "prev_sample", c.prev);
     return c;
 }
 

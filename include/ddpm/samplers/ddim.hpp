@@ -300,6 +300,7 @@ public:
         : m_schedule(std::move(schedule)), m_options(options), m_ddim(ddim) {
         m_ddim.validate("ddpm::ddim_scheduler");
         m_options.clip.validate("ddpm::ddim_scheduler");
+        detail::check_terminal_snr("ddpm::ddim_scheduler", m_schedule, m_options.prediction);
     }
 
     /// diffusers' set_timesteps(num_inference_steps) with the given spacing

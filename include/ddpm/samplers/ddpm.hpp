@@ -176,6 +176,7 @@ public:
     explicit ddpm_scheduler(noise_schedule schedule, model_options options = {})
         : m_base(std::move(schedule)), m_options(options), m_chain(m_base.size()) {
         options.clip.validate("ddpm::ddpm_scheduler");
+        detail::check_terminal_snr("ddpm::ddpm_scheduler", m_base, options.prediction);
     }
 
     /// improved-diffusion's respaced chain over the kept steps (any order,
