@@ -6,6 +6,7 @@
 #include <ddpm/guidance.hpp>
 #include <ddpm/samplers/ddim.hpp>
 #include <ddpm/samplers/ddpm.hpp>
+#include <ddpm/samplers/dpm_solver.hpp>
 #include <ddpm/samplers/noise.hpp>
 #include <samplers/mixture.hpp>
 
@@ -367,6 +368,29 @@ TEST_CASE("guided DDIM on the analytic mixture lands in the chosen component mor
     CHECK(rates[1] > rates[0] + 10 * se);
     CHECK(rates[2] > rates[1] + 10 * se);
     CHECK(rates[3] > rates[2] + 0.02); // w = 3 sharpens beyond the component (0.96 -> 1.0 measured)
+}
+
+TEST_CASE("guidance is just a denoiser: guided DPM-Solver++ lands in the chosen component too",
+          "[guidance][cfg][mixture]") {
+    const ddpm::noise_schedule s(ddpm::schedule_config{});
+    const auto mix = test_mixture();
+    const std::size_t B = 2000;
+    ddpm::dpm_solver_multistep_scheduler<double> sch(s);
+    sch.set_timesteps(20);
+    ddpm::sampler_options o;
+    o.batch = B;
+    std::vector<double> rates;
+    for (const double w : {0.0, 1.0}) {
+        ddpm::classifier_free_guidance<label_net<double>, int> g(label_net<double>(mix, s), {1}, -1, w);
+        std::vector<double> x(2 * B);
+        ddpm::dpm_solver_sample(sch, g, ddpm::counter_noise(12), x, o);
+        rates.push_back(rate_in(mix, x, 1));
+    }
+    INFO("rates " << rates[0] << " " << rates[1]);
+    const double p_side = normal_cdf(1.0 / 0.6);
+    const double se = std::sqrt(0.25 / B);
+    CHECK(std::abs(rates[0] - (0.3 * p_side + 0.7 * (1 - p_side))) <= 5 * se);
+    CHECK(std::abs(rates[1] - p_side) <= 5 * se);
 }
 
 TEMPLATE_TEST_CASE("classifier guidance with the exact classifier gradient gives the component's predictor",
