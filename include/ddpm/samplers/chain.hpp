@@ -34,6 +34,9 @@ struct sampler_options {
     std::size_t batch = 1;
     /// Check every network output for NaN/±Inf and throw ddpm::numerical_error
     /// naming the step and timestep (costs one pass over the output per step).
+    /// Off (the default), and in the schedulers' step(), which never checks,
+    /// a NaN from the network passes through to the samples (clipping does
+    /// not hide it; docs/errors.md).
     bool check_finite = false;
     /// The output buffer already holds x_T (or, for ddim_invert, x_0); when
     /// false the start is drawn from the noise source (step index 0).
