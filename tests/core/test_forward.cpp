@@ -9,27 +9,16 @@
 #include <ddpm/random/counter_noise.hpp>
 #include <ddpm/samplers/noise.hpp>
 #include <support/golden.hpp>
+#include <support/gaussian.hpp>
 
 #include <cmath>
 #include <random>
 #include <vector>
 
+using ddpm_test::gaussian;
 using ddpm_test::golden;
 using ddpm_test::max_rel_diff;
 using ddpm_test::values;
-
-namespace {
-
-template <class T>
-std::vector<T> gaussian(std::size_t n, std::uint64_t seed) {
-    std::mt19937_64 g(seed);
-    std::normal_distribution<double> d;
-    std::vector<T> v(n);
-    for (auto& x : v) x = static_cast<T>(d(g));
-    return v;
-}
-
-} // namespace
 
 TEMPLATE_TEST_CASE("add_noise and get_velocity match diffusers", "[core][forward][parity]", float, double) {
     using T = TestType;

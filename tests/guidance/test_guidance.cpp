@@ -9,6 +9,7 @@
 #include <ddpm/samplers/dpm_solver.hpp>
 #include <ddpm/samplers/noise.hpp>
 #include <samplers/mixture.hpp>
+#include <support/gaussian.hpp>
 
 #include <array>
 #include <cmath>
@@ -18,6 +19,8 @@
 #include <vector>
 
 namespace {
+
+using ddpm_test::gaussian;
 
 /// A conditional test network: out = (1 + 0.1 c) x + 0.01 t + 0.5 c per
 /// element (c = -1 is the unconditional label); counts its calls and the
@@ -52,15 +55,6 @@ struct fixed_condition {
         net(x, t, std::span<const int>(cs), out);
     }
 };
-
-template <class T>
-std::vector<T> gaussian(std::size_t n, std::uint64_t seed) {
-    std::mt19937_64 g(seed);
-    std::normal_distribution<double> d;
-    std::vector<T> v(n);
-    for (auto& x : v) x = static_cast<T>(d(g));
-    return v;
-}
 
 template <class T>
 double max_abs_diff(const std::vector<T>& a, const std::vector<T>& b) {
