@@ -20,14 +20,16 @@ using nlohmann::json;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-    // Appended piecewise: `std::string(dir) + "/" + name` trips GCC 12's
-    // false -Warray-bounds (GCC bug 105329).
-    std::string path = DDPM_INSPECT_DATA_DIR;
+/// `dir`/`name`. Appended piecewise: `std::string(dir) + "/" + name` trips
+/// GCC 12's false -Warray-bounds (GCC bug 105329).
+std::string data_file(const char* dir, const std::string& name) {
+    std::string path = dir;
     path += '/';
     path += name;
     return path;
 }
+
+std::string fixture(const std::string& name) { return data_file(DDPM_INSPECT_DATA_DIR, name); }
 
 bool has_warning(const std::vector<std::string>& warnings, const std::string& needle) {
     return std::any_of(warnings.begin(), warnings.end(),
@@ -350,12 +352,7 @@ TEST_CASE("timestep_spacing strings round-trip", "[inspect][scheduler_config]") 
 
 namespace {
 
-std::string reliability_data(const std::string& name) {
-    std::string path = DDPM_TEST_DATA_DIR;
-    path += "/reliability/";
-    path += name;
-    return path;
-}
+std::string reliability_data(const std::string& name) { return data_file(DDPM_TEST_DATA_DIR "/reliability", name); }
 
 bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
