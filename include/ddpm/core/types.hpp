@@ -1,8 +1,8 @@
 // ddpm/core/types.hpp — the shared vocabulary, with diffusers' spellings: what a
-// network predicts and how the reverse variance is chosen (MATH.md,
-// "Parameterisations" and "Reverse process variance"), and how inference
-// timesteps are spaced (used by schedule/scheduler_config.hpp and
-// samplers/timesteps.hpp alike, so the schedule layer need not include samplers).
+// network predicts and how the reverse variance is chosen
+// (docs/math.md#parameterisations and docs/math.md#reverse-process-variance),
+// and how inference timesteps are spaced (used by schedule/scheduler_config.hpp
+// and samplers/timesteps.hpp alike, so the schedule layer need not include samplers).
 #pragma once
 
 #include "ddpm/error.hpp"

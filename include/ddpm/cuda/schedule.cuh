@@ -14,7 +14,7 @@
 
 #include "ddpm/cuda/error.cuh"
 #include "ddpm/cuda/memory.cuh"
-#include "ddpm/kernels/grid_host.hpp"
+#include "ddpm/cuda/host_records.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 
 #include <cuda_runtime.h>

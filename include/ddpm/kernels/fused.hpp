@@ -528,7 +528,8 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
 
 /// Per-sample sum over elements of KL(N(μ1, e^{lv1}) ‖ N(μ2, e^{lv2})), with
 /// one log-variance per sample for each side (fixed variance types):
-/// ½ Σ_i (−1 + lv2 − lv1 + e^{lv1 − lv2} + (μ1 − μ2)² e^{−lv2}) (MATH.md).
+/// ½ Σ_i (−1 + lv2 − lv1 + e^{lv1 − lv2} + (μ1 − μ2)² e^{−lv2})
+/// (docs/math.md#likelihood-and-bits-per-dimension).
 template <class T>
 void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::span<const T> mean2,
                      std::span<const T> logvar2, std::span<T> out, const execution& exec = {},

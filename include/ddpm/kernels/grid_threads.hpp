@@ -258,6 +258,9 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void fill_thread(const fill_args<T>& a, std::i
 // stream (written to eps_out) or from the caller (noise_in); optionally the
 // v target v = a_t·ε − b_t·x_0. a_t, b_t are the device tables the CPU's
 // q_sample uses for that precision and profile (cuda::device_schedule).
+// A drawn ε is the float normal rounded to the storage type T; x_t and v are
+// formed from that rounded ε, so (ε, x_t) is exactly what q_sample with the
+// stored ε gives (for 16-bit T; for float and double the rounding is exact).
 
 /// Bit set in the error flag when a timestep is outside [0, T).
 inline constexpr int error_bad_timestep = 1;
@@ -285,6 +288,7 @@ template <int V, bool Full, class T>
 DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, std::int64_t b,
                                                       std::int64_t q) noexcept {
     static_assert(Full || V == 1, "the guarded path handles one block per thread");
+    using S = storage_traits<T>;
     using C = compute_t<T>;
     constexpr std::int64_t lanes = group_blocks / V;
     const std::int64_t g = q / lanes;
@@ -313,7 +317,11 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, 
         if (a.noise_in != nullptr) {
             load_n<V>(a.noise_in + row + e0, e);
         } else {
-            for (int v = 0; v < V; ++v) e[v] = static_cast<C>(z[j][v]);
+            // ε is rounded to the storage type first (the identity for float
+            // and double), so that x_t, v and the stored ε agree: q_sample
+            // with the stored ε gives the same x_t bits, as torch's
+            // randn_like in half followed by a·x_0 + b·ε does.
+            for (int v = 0; v < V; ++v) e[v] = S::load(S::store(static_cast<C>(z[j][v])));
             if (a.eps_out != nullptr) store_n<V>(a.eps_out + row + e0, e);
         }
         for (int v = 0; v < V; ++v) r[v] = scalar::q_sample(x[v], e[v], ca, cb);
@@ -328,7 +336,7 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, 
 // ---------------------------------------------------------------------------
 // The reverse steps (DDPM and DDIM).
 
-/// How x̂_0 is kept in range inside a step (MATH.md, "Clipping").
+/// How x̂_0 is kept in range inside a step (docs/math.md#clipping-and-dynamic-thresholding).
 enum class clip_mode : std::uint8_t {
     none,
     clip,    ///< clamp(x̂_0, −r, r)

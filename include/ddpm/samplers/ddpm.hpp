@@ -16,7 +16,7 @@
 //     the array (DDPMScheduler.previous_timestep);
 //   * an improved-diffusion respaced chain (ddpm_scheduler::respaced): a new
 //     schedule β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}} over the kept steps τ, the network
-//     still called with the original index τ_i (MATH.md, "DDIM and respacing").
+//     still called with the original index τ_i (docs/math.md#strided-and-respaced-chains).
 //
 // Timesteps are 0-based indices t ∈ [0, T) of the training schedule
 // everywhere in this API (timesteps(), step(), the network call).

@@ -1,5 +1,5 @@
 // ddpm/samplers/timesteps.hpp — which timesteps a sampling chain visits
-// (MATH.md, "DDIM and respacing"; docs/samplers.md, "Spacing rules").
+// (docs/math.md#strided-and-respaced-chains; docs/samplers.md#spacing-rules).
 //
 //  * make_timesteps: diffusers' DDPMScheduler / DDIMScheduler.set_timesteps
 //    (`timestep_spacing` linspace / leading / trailing, `steps_offset`),

@@ -1,4 +1,4 @@
-// ddpm/schedule/beta_schedule.hpp — named β schedules (MATH.md, "Noise schedules").
+// ddpm/schedule/beta_schedule.hpp — named β schedules (docs/math.md#noise-schedules).
 //
 // Every schedule is produced in float64 exactly as the peers' numpy code does
 // it (numpy's linspace, a sequential cumulative product). The float32 variants

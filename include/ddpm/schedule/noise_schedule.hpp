@@ -1,7 +1,7 @@
 // ddpm/schedule/noise_schedule.hpp — a schedule and every table derived from it.
 //
-// Tables are computed once in float64 (MATH.md, "Noise schedules": derived
-// quantities) and exposed as float64 or as a float32 rounding of the float64
+// Tables are computed once in float64 (docs/math.md#derived-tables:
+// derived quantities) and exposed as float64 or as a float32 rounding of the float64
 // table. Index t runs over [0, T) — the code convention; t = 0 is the least
 // noisy step and corresponds to the paper's t = 1.
 #pragma once
