@@ -34,6 +34,8 @@ packages+=(
     nlohmann-json3-dev   # golden-file tests
     librandom123-dev     # Philox known-answer tests
     libstb-dev           # demo pictures (stb_image_write)
+    libopenmpi-dev       # distributed/mpi.hpp, its tests (ctest -L mpi) and examples/mpi_*
+    openmpi-bin          # mpirun, for those tests and examples
 )
 
 # The LibTorch route (ddpm/adapters/torch.hpp, tests/torch, examples/fashion_mnist).

@@ -1,5 +1,5 @@
 // ddpm/denoiser.hpp — the plug-in point: what a network must look like for the
-// samplers to call it (DESIGN.md, layer 6).
+// samplers to call it (docs/design.md#the-plug-in-point).
 //
 // ## Named requirement: Denoiser<T>
 //
@@ -37,15 +37,43 @@
 // A type that does not satisfy the concept is rejected at the public entry
 // points (ddpm::sample, ddpm::ddim_sample, ddpm::ddim_invert) by one
 // static_assert whose message names `ddpm::denoiser` and the expected call.
+//
+// ## Named requirement: ContinuousDenoiser<T> (real-valued timesteps)
+//
+// The σ-based schedulers (Euler, Euler ancestral, Heun, and every Karras or
+// exponential σ schedule) hand the network *fractional* timesteps, as
+// diffusers passes its float `timesteps[i]`. A network that takes them
+// satisfies `ddpm::continuous_denoiser<D, T>`:
+//
+// | expression                  | requirement                                                        |
+// |-----------------------------|--------------------------------------------------------------------|
+// | `d(x_t, t, out)`            | well-formed, as above                                              |
+// | `t`: `std::span<const T>`   | B real timesteps in [0, T − 1] of the training schedule, in the sample precision T (the value diffusers passes, e.g. 998.0009765625f) |
+//
+// The choice is made at compile time, per scheduler:
+//   * a scheduler with integer timesteps (DDPM, DDIM) calls the integer
+//     signature when the network has it, else the real one with the exact
+//     integer values (so a continuous network works with every scheduler);
+//   * a scheduler with fractional timesteps calls the real signature; an
+//     integer-only network is a compile-time error (a static_assert naming
+//     `ddpm::denoiser` and `ddpm::continuous_denoiser`), never a silent
+//     truncation. `ddpm::round_timesteps(net)` is the explicit opt-in: it
+//     rounds each timestep to the nearest integer (halves to even) and calls
+//     the integer signature.
+// A generic callable (`auto t`) satisfies both and gets what the scheduler
+// has: timestep_t from DDPM/DDIM, T from the σ-based schedulers.
 #pragma once
 
 #include "ddpm/buffer.hpp"
 #include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/core/types.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 namespace ddpm {
 
@@ -59,6 +87,50 @@ concept denoiser = std::floating_point<T> &&
 /// `denoiser<D, T>` as a bool, for static_assert and SFINAE-style code.
 template <class D, class T>
 inline constexpr bool is_denoiser_v = denoiser<D, T>;
+
+/// A network taking real-valued timesteps: `d(std::span<const T> x_t,
+/// std::span<const T> t, std::span<T> out)` (see ContinuousDenoiser above).
+template <class D, class T>
+concept continuous_denoiser =
+    std::floating_point<T> && std::invocable<std::remove_reference_t<D>&, std::span<const T>, std::span<const T>,
+                                             std::span<T>>;
+
+/// `continuous_denoiser<D, T>` as a bool.
+template <class D, class T>
+inline constexpr bool is_continuous_denoiser_v = continuous_denoiser<D, T>;
+
+/// The explicit opt-in that lets an integer-timestep network run under a
+/// scheduler with fractional timesteps: every timestep is rounded to the
+/// nearest integer (halves to even) before the call. Made by
+/// ddpm::round_timesteps(net); holds a reference to the network. The
+/// samplers round into their own scratch, so nothing allocates per call.
+template <class D>
+struct rounding_denoiser {
+    D& net;
+};
+
+/// Wraps an integer-timestep network for a fractional-timestep scheduler
+/// (see rounding_denoiser). The network must outlive the wrapper.
+template <class D>
+[[nodiscard]] rounding_denoiser<std::remove_reference_t<D>> round_timesteps(D& net) noexcept {
+    return {net};
+}
+
+namespace detail {
+template <class D>
+struct is_rounding_denoiser : std::false_type {};
+template <class D>
+struct is_rounding_denoiser<rounding_denoiser<D>> : std::true_type {};
+} // namespace detail
+
+/// Can a scheduler with real (`Continuous`) or integer timesteps call D?
+template <class D, class T, bool Continuous>
+inline constexpr bool callable_with_timesteps_v = [] {
+    using R = std::remove_cvref_t<D>;
+    if constexpr (detail::is_rounding_denoiser<R>::value) return denoiser<decltype(std::declval<R&>().net), T>;
+    else if constexpr (Continuous) return continuous_denoiser<D, T>;
+    else return denoiser<D, T> || continuous_denoiser<D, T>;
+}();
 
 namespace detail {
 template <class D>
@@ -106,6 +178,25 @@ namespace detail {
 template <class T, class D>
 DDPM_FORCEINLINE void call_denoiser(D& d, std::span<const T> x, std::span<const timestep_t> t, std::span<T> out) {
     static_cast<void>(d(x, t, out));
+}
+
+/// Calls the network with the timestep value `t` of this call for every
+/// sample, through the signature callable_with_timesteps_v picks. `ints` and
+/// `reals` are B-element scratch (filled here).
+template <class T, bool Continuous, class D, class Tv>
+DDPM_FORCEINLINE void call_network(D& d, std::span<const T> x, Tv t, std::span<timestep_t> ints, std::span<T> reals,
+                                   std::span<T> out) {
+    using R = std::remove_cvref_t<D>;
+    if constexpr (is_rounding_denoiser<R>::value) {
+        std::fill(ints.begin(), ints.end(), static_cast<timestep_t>(std::nearbyint(static_cast<double>(t))));
+        static_cast<void>(d.net(x, std::span<const timestep_t>(ints), out));
+    } else if constexpr (!Continuous && denoiser<D, T>) {
+        std::fill(ints.begin(), ints.end(), static_cast<timestep_t>(t));
+        static_cast<void>(d(x, std::span<const timestep_t>(ints), out));
+    } else {
+        std::fill(reals.begin(), reals.end(), static_cast<T>(t));
+        static_cast<void>(d(x, std::span<const T>(reals), out));
+    }
 }
 
 } // namespace detail

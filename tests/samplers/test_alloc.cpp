@@ -8,6 +8,8 @@
 
 #include <ddpm/samplers/ddim.hpp>
 #include <ddpm/samplers/ddpm.hpp>
+#include <ddpm/samplers/euler.hpp>
+#include <ddpm/samplers/heun.hpp>
 
 #include "mixture.hpp"
 
@@ -109,4 +111,60 @@ TEST_CASE("the DDPM and DDIM loops allocate nothing", "[samplers][alloc]") {
         ddpm::ddim_invert(ddim_s, probe, x, io, obs);
         CHECK(last == first);
     }
+}
+
+namespace {
+
+/// A network with real timesteps that allocates nothing and records the
+/// allocation count at its first call.
+template <class T>
+struct continuous_probe {
+    std::size_t& at_first_call;
+    bool seen = false;
+    void operator()(std::span<const T> x, std::span<const T> t, std::span<T> out) {
+        if (!seen) {
+            at_first_call = g_allocations.load();
+            seen = true;
+        }
+        for (std::size_t i = 0; i < x.size(); ++i) out[i] = T(0.3) * x[i] + t[i % t.size()] / T(1000);
+    }
+};
+
+template <class T, class Scheduler, class Noise>
+void check_no_allocation_in_loop(const Scheduler& sched, Noise& noise, std::size_t expected_calls) {
+    std::size_t first = 0, last = 0, calls = 0;
+    continuous_probe<T> net{first};
+    std::vector<T> x(3 * 32);
+    ddpm::sampler_options opt;
+    opt.batch = 32;
+    opt.check_finite = true;
+    const std::size_t before = g_allocations.load();
+    ddpm::sample(sched, net, noise, x, opt, [&](std::size_t, T, std::span<const T>, std::span<const T>) {
+        last = g_allocations.load();
+        ++calls;
+    });
+    CHECK(calls == expected_calls);
+    CHECK(first > before); // scratch and per-run state were allocated before the loop
+    CHECK(last == first);  // and nothing after
+}
+
+} // namespace
+
+TEST_CASE("the Euler, Euler ancestral and Heun loops allocate nothing", "[samplers][alloc][solvers]") {
+    const ddpm::noise_schedule s{ddpm::schedule_config{}, ddpm::profile::diffusers};
+    ddpm::euler_options karras;
+    karras.sigmas = ddpm::sigma_schedule::karras;
+    ddpm::euler_scheduler<float> euler(s, {}, karras);
+    euler.set_timesteps(12);
+    ddpm::euler_ancestral_scheduler<double> ancestral(s);
+    ancestral.set_timesteps(12);
+    ddpm::heun_scheduler<float> heun(s);
+    heun.set_timesteps(6);
+    ddpm::counter_noise counter(3);
+    std::mt19937_64 gen(1);
+    ddpm::urbg_normal_noise buffered(gen);
+    check_no_allocation_in_loop<float>(euler, counter, 12);
+    check_no_allocation_in_loop<double>(ancestral, counter, 12);  // noise drawn in the fused kernel
+    check_no_allocation_in_loop<double>(ancestral, buffered, 12); // noise filled into the workspace
+    check_no_allocation_in_loop<float>(heun, buffered, 11);       // 2N − 1 calls, state sized before the loop
 }

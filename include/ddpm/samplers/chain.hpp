@@ -1,13 +1,63 @@
 // ddpm/samplers/chain.hpp — what every sampler shares: the options of a
-// sampling run, the observer hook, the scratch workspace and the loop itself
-// (call the network, check it, draw noise, step, report). The DDPM and DDIM
-// schedulers plug their step into detail::run_chain.
+// sampling run, the observer hook, the scratch workspace, the one loop
+// (detail::run_chain) and the one entry point ddpm::sample for every
+// scheduler (DDPM, DDIM, Euler, Euler ancestral, Heun, and the σ/λ solvers).
+//
+// ## How a scheduler plugs into the loop
+//
+// A scheduler object is const during sample(): everything a run mutates
+// lives in the workspace (chain_workspace: state, network input/output,
+// x̂_0, noise) and in the scheduler's own per-run `state_type`, both sized
+// before the first network call. set_timesteps only changes the const
+// description of the chain, so it "resets" every run. The loop counts
+// network calls i = 0 … num_steps() − 1 (Heun's 2N − 1, DDPM's N), and for
+// each call:
+//
+//   1. in = x, or the scheduler's scaled copy (scale_model_input_at);
+//   2. out = net(in, t_i) with t_i = model_timestep(i) for every sample
+//      (timestep_t, or T when the scheduler declares continuous_timesteps);
+//   3. optional finite check of out;
+//   4. z: noise step i + 1 (a counter stream drawn inside the fused kernel,
+//      or any noise source filled into a buffer) when adds_noise(i);
+//   5. step_at(i, out, x, z, x_next, x̂_0, …[, state]) — one fused pass;
+//   6. swap x and x_next, notify the observer (i, t_i, x, x̂_0).
+//
+// A scheduler (the `Chain`) provides
+//
+//   using value_type = T;
+//   std::size_t num_steps() const;                // network calls
+//   timestep_t|T model_timestep(std::size_t i) const;
+//   std::size_t output_channels() const;          // 1, or 2 for a learned variance
+//   bool adds_noise(std::size_t i) const;         // does call i consume noise?
+//   void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x,
+//                const kernels::step_noise<T>& noise, std::span<T> x_next, std::span<T> x0,
+//                std::size_t dim, step_scratch<T>& scratch, const execution& exec
+//                [, state_type& state]) const;
+//
+// and optionally
+//
+//   static constexpr bool continuous_timesteps = true;  // the network gets real timesteps
+//   T init_noise_sigma() const;      // the drawn x_T is multiplied by it (in T); not
+//                                    // applied with start_from_input
+//   void scale_model_input_at(std::size_t i, std::span<const T> x, std::span<T> in,
+//                             const execution& exec) const;   // the network sees `in`
+//   using state_type = …;            // per-run multistep state (history of x̂_0 /
+//   state_type make_state(std::size_t batch, std::size_t dim) const;  // derivatives, …)
+//   std::size_t refinements() const; // implicit steps (DDIM inversion), see run_chain
+//   void refine_at(…) const;
+//
+// make_state runs once before the loop (its allocations are the run's; the
+// loop itself allocates nothing). Per-sample coefficients go in step_scratch
+// or the state; the element-wise update runs through the fused kernels
+// (kernels/fused.hpp, kernels/combine.hpp).
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/core/overlap.hpp"
 #include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/denoiser.hpp"
 #include "ddpm/error.hpp"
+#include "ddpm/kernels/combine.hpp"
 #include "ddpm/kernels/fused.hpp"
 #include "ddpm/parallel.hpp"
 #include "ddpm/samplers/noise.hpp"
@@ -18,6 +68,8 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <sstream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +85,9 @@ struct sampler_options {
     std::size_t batch = 1;
     /// Check every network output for NaN/±Inf and throw ddpm::numerical_error
     /// naming the step and timestep (costs one pass over the output per step).
+    /// Off (the default), and in the schedulers' step(), which never checks,
+    /// a NaN from the network passes through to the samples (clipping does
+    /// not hide it; docs/errors.md).
     bool check_finite = false;
     /// The output buffer already holds x_T (or, for ddim_invert, x_0); when
     /// false the start is drawn from the noise source (step index 0).
@@ -50,13 +105,14 @@ struct no_observer {
     }
 };
 
-/// An observer is called after every step as
-/// `f(std::size_t step_index, timestep_t t, std::span<const T> x, std::span<const T> x0_hat)`
+/// An observer is called after every network call as
+/// `f(std::size_t step_index, Tv t, std::span<const T> x, std::span<const T> x0_hat)`
 /// with the chain state after the step and the x̂_0 predicted at t; it returns
-/// bool (false stops the run) or void.
-template <class F, class T>
-concept sampler_observer = std::invocable<std::remove_reference_t<F>&, std::size_t, timestep_t, std::span<const T>,
-                                          std::span<const T>>;
+/// bool (false stops the run) or void. Tv is timestep_t for DDPM/DDIM and T
+/// for the schedulers with real-valued timesteps (Euler, Euler ancestral, Heun).
+template <class F, class T, class Tv = timestep_t>
+concept sampler_observer =
+    std::invocable<std::remove_reference_t<F>&, std::size_t, Tv, std::span<const T>, std::span<const T>>;
 
 namespace detail {
 
@@ -118,11 +174,13 @@ struct step_scratch {
     std::vector<kernels::reverse_coefficients<T>> ddpm;
     std::vector<kernels::ddim_coefficients<T>> ddim;
     std::vector<kernels::x0_clip<T>> clips;
+    std::vector<kernels::sigma_step_coefficients<T>> sigma; ///< the Euler family
     std::vector<T> threshold; // 2·D: |x̂_0| and a selection buffer
 
     void resize(std::size_t batch, std::size_t dim) {
         ddpm.resize(batch);
         ddim.resize(batch);
+        sigma.resize(batch);
         clips.resize(batch);
         threshold.resize(2 * dim);
     }
@@ -131,21 +189,45 @@ struct step_scratch {
 /// Scratch of a sampling run, sized once before the loop.
 template <class T>
 struct chain_workspace {
-    std::vector<T> x, x_next, model_out, x0, noise;
+    std::vector<T> x, x_next, model_in, model_out, x0, noise;
     std::vector<timestep_t> timesteps;
+    std::vector<T> real_timesteps;
     step_scratch<T> step;
 
-    void resize(std::size_t batch, std::size_t dim, std::size_t out_channels, bool noise_buffer) {
+    void resize(std::size_t batch, std::size_t dim, std::size_t out_channels, bool noise_buffer,
+                bool scaled_input = false) {
         const std::size_t n = batch * dim;
         x.resize(n);
         x_next.resize(n);
+        model_in.resize(scaled_input ? n : 0);
         model_out.resize(n * out_channels);
         x0.resize(n);
         noise.resize(noise_buffer ? n : 0);
         timesteps.resize(batch);
+        real_timesteps.resize(batch);
         step.resize(batch, dim);
     }
 };
+
+/// Does the scheduler hand the network real-valued timesteps?
+template <class Chain>
+inline constexpr bool continuous_timesteps_v = [] {
+    if constexpr (requires { Chain::continuous_timesteps; }) return static_cast<bool>(Chain::continuous_timesteps);
+    else return false;
+}();
+
+/// The type of the timestep the network (and the observer) sees.
+template <class Chain>
+using model_timestep_t = std::remove_cvref_t<decltype(std::declval<const Chain&>().model_timestep(std::size_t{}))>;
+
+/// A scheduler without per-run state.
+struct no_state {};
+
+template <class Chain>
+auto make_run_state(const Chain& chain, std::size_t batch, std::size_t dim) {
+    if constexpr (requires { chain.make_state(batch, dim); }) return chain.make_state(batch, dim);
+    else return no_state{};
+}
 
 /// The buffers of a single-step call (the schedulers' step()), viewed and
 /// checked once, before anything is written.
@@ -172,6 +254,12 @@ step_call<T> check_step_call(std::string_view where, variance_type variance, std
     if (!c.z.empty()) check_size(where, "noise", c.z.size(), c.shape.elements(), "elements (B x D), or 0 for none");
     check_size(where, "prev_sample", c.prev.size(), c.shape.elements());
     check_size(where, "pred_original_sample", c.x0.size(), c.shape.elements());
+    // x̂_0 is written before the inputs are read (dynamic thresholding) and
+    // beside prev_sample: it may share memory with none of them (issue 11).
+    check_no_overlap(where, "pred_original_sample", c.x0, "sample", c.x);
+    check_no_overlap(where, "pred_original_sample", c.x0, "model_output", c.out);
+    check_no_overlap(where, "pred_original_sample", c.x0, "noise", c.z);
+    check_no_overlap(where, "pred_original_sample", c.x0, "prev_sample", c.prev);
     return c;
 }
 
@@ -197,13 +285,26 @@ inline batch_shape run_shape(std::string_view where, std::size_t out_size, std::
     return {batch, out_size / batch};
 }
 
+/// "999" for integer timesteps, the shortest round-trip decimal otherwise.
+template <class Tv>
+std::string timestep_string(Tv t) {
+    if constexpr (std::is_integral_v<Tv>) {
+        return std::to_string(t);
+    } else {
+        std::ostringstream os;
+        os.precision(std::numeric_limits<Tv>::max_digits10);
+        os << t;
+        return os.str();
+    }
+}
+
 /// Throws ddpm::numerical_error at the first non-finite network output.
-template <class T>
-void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, timestep_t t) {
+template <class T, class Tv>
+void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, Tv t) {
     for (std::size_t k = 0; k < out.size(); ++k) {
         if (!std::isfinite(out[k])) {
             std::string msg(where);
-            msg += ": the network output at step " + std::to_string(step) + " (t = " + std::to_string(t) +
+            msg += ": the network output at step " + std::to_string(step) + " (t = " + timestep_string(t) +
                    ") is not finite: model_output[" + std::to_string(k) + "] = " +
                    (std::isnan(out[k]) ? std::string("nan") : (out[k] > 0 ? std::string("inf") : std::string("-inf")));
             DDPM_THROW(ddpm::numerical_error(msg));
@@ -211,11 +312,11 @@ void check_finite_output(std::string_view where, std::span<const T> out, std::si
     }
 }
 
-template <class Obs, class T>
-DDPM_FORCEINLINE bool notify(Obs& obs, std::size_t i, timestep_t t, std::span<const T> x, std::span<const T> x0) {
+template <class Obs, class T, class Tv>
+DDPM_FORCEINLINE bool notify(Obs& obs, std::size_t i, Tv t, std::span<const T> x, std::span<const T> x0) {
     if constexpr (std::is_same_v<std::remove_cvref_t<Obs>, no_observer>) {
         return true;
-    } else if constexpr (std::is_void_v<std::invoke_result_t<Obs&, std::size_t, timestep_t, std::span<const T>,
+    } else if constexpr (std::is_void_v<std::invoke_result_t<Obs&, std::size_t, Tv, std::span<const T>,
                                                              std::span<const T>>>) {
         obs(i, t, x, x0);
         return true;
@@ -224,40 +325,49 @@ DDPM_FORCEINLINE bool notify(Obs& obs, std::size_t i, timestep_t t, std::span<co
     }
 }
 
-/// The sampling loop shared by every sampler. `Chain` provides
-///   std::size_t num_steps() const;
-///   timestep_t model_timestep(std::size_t i) const;   // what the network sees
-///   std::size_t output_channels() const;              // 1, or 2 for a learned variance
-///   bool adds_noise(std::size_t i) const;             // does step i consume noise?
-///   void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x,
-///                const kernels::step_noise<T>& noise, std::span<T> x_next,
-///                std::span<T> x0, std::size_t dim, step_scratch<T>& scratch,
-///                const execution& exec) const;
-/// and optionally, for implicit steps solved by fixed-point iteration,
+/// The sampling loop shared by every sampler (the scheduler interface is
+/// described at the top of this file). For implicit steps solved by
+/// fixed-point iteration a Chain may also provide
 ///   std::size_t refinements() const;                  // extra network calls per step
 ///   void refine_at(std::size_t i, std::span<const T> model_out /* at x_next */,
 ///                  std::span<const T> x, std::span<T> x_next, std::span<T> x0, std::size_t dim) const noexcept;
 /// Nothing allocates inside the loop; `out` is written once, at the end, so a
 /// throw (a non-finite check, or the network itself) leaves it untouched.
-/// Returns the number of steps run (fewer than num_steps() when the observer
-/// stopped the run).
+/// Returns the number of network calls run (fewer than num_steps() when the
+/// observer stopped the run).
 template <class T, class Chain, class Model, class Noise, class Obs>
 std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, Noise& noise, std::span<T> out,
                       const sampler_options& opt, Obs& observe, chain_workspace<T>& ws) {
+    constexpr bool continuous = continuous_timesteps_v<Chain>;
+    constexpr bool scaled_input = requires(std::span<const T> x, std::span<T> in, const execution& e) {
+        chain.scale_model_input_at(std::size_t{}, x, in, e);
+    };
     const batch_shape shape = run_shape(where, out.size(), opt.batch);
     constexpr bool fused_noise = stream_noise_source<Noise>;
-    ws.resize(shape.batch, shape.dim, chain.output_channels(), !fused_noise);
+    ws.resize(shape.batch, shape.dim, chain.output_channels(), !fused_noise, scaled_input);
+    auto state = make_run_state(chain, shape.batch, shape.dim);
 
-    if (opt.start_from_input) std::copy(out.begin(), out.end(), ws.x.begin());
-    else fill_noise<T>(noise, std::span<T>(ws.x), std::uint64_t{0}, shape.dim);
+    if (opt.start_from_input) {
+        std::copy(out.begin(), out.end(), ws.x.begin());
+    } else {
+        fill_noise<T>(noise, std::span<T>(ws.x), std::uint64_t{0}, shape.dim);
+        if constexpr (requires { chain.init_noise_sigma(); }) {
+            const T s = chain.init_noise_sigma();
+            for (T& v : ws.x) v = v * s; // diffusers: x_T * init_noise_sigma
+        }
+    }
 
     const std::size_t n = chain.num_steps();
     std::size_t i = 0;
     while (i < n) {
-        const timestep_t t = chain.model_timestep(i);
-        std::fill(ws.timesteps.begin(), ws.timesteps.end(), t);
-        call_denoiser<T>(model, std::span<const T>(ws.x), std::span<const timestep_t>(ws.timesteps),
-                         std::span<T>(ws.model_out));
+        const auto t = chain.model_timestep(i);
+        auto net_input = std::span<const T>(ws.x);
+        if constexpr (scaled_input) {
+            chain.scale_model_input_at(i, std::span<const T>(ws.x), std::span<T>(ws.model_in), opt.exec);
+            net_input = std::span<const T>(ws.model_in);
+        }
+        call_network<T, continuous>(model, net_input, t, std::span<timestep_t>(ws.timesteps),
+                                    std::span<T>(ws.real_timesteps), std::span<T>(ws.model_out));
         if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
         // The step's noise: drawn inside the fused kernel for a counter-based
         // source, else filled into a buffer first.
@@ -271,14 +381,20 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
                 z = kernels::step_noise<T>::from(std::span<const T>(ws.noise));
             }
         }
-        chain.step_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), z, std::span<T>(ws.x_next),
-                      std::span<T>(ws.x0), shape.dim, ws.step, opt.exec);
+        if constexpr (std::is_same_v<decltype(state), no_state>) {
+            chain.step_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), z, std::span<T>(ws.x_next),
+                          std::span<T>(ws.x0), shape.dim, ws.step, opt.exec);
+        } else {
+            chain.step_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), z, std::span<T>(ws.x_next),
+                          std::span<T>(ws.x0), shape.dim, ws.step, opt.exec, state);
+        }
         if constexpr (requires { chain.refinements(); }) {
             // Implicit steps (exact DDIM inversion): re-evaluate the network at
             // the new state and redo the step from the same x.
             for (std::size_t k = 0; k < chain.refinements(); ++k) {
-                call_denoiser<T>(model, std::span<const T>(ws.x_next), std::span<const timestep_t>(ws.timesteps),
-                                 std::span<T>(ws.model_out));
+                call_network<T, continuous>(model, std::span<const T>(ws.x_next), t,
+                                            std::span<timestep_t>(ws.timesteps), std::span<T>(ws.real_timesteps),
+                                            std::span<T>(ws.model_out));
                 if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
                 chain.refine_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), std::span<T>(ws.x_next),
                                 std::span<T>(ws.x0), shape.dim);
@@ -292,5 +408,73 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
     return i;
 }
 
+/// A scheduler the one loop can run (see the top of this file).
+template <class S>
+concept chain_scheduler = requires(const S& s, std::size_t i) {
+    typename S::value_type;
+    { s.num_steps() } -> std::convertible_to<std::size_t>;
+    s.model_timestep(i);
+    { s.output_channels() } -> std::convertible_to<std::size_t>;
+    { s.adds_noise(i) } -> std::convertible_to<bool>;
+};
+
+/// ddpm::sample's body, with the entry point's name for messages.
+template <class S, class Model, class Noise, class O, class Observer>
+std::size_t sample_with(std::string_view where, const S& scheduler, Model&& model, Noise&& noise, O&& out,
+                        const sampler_options& options, Observer&& observe) {
+    using T = typename S::value_type;
+    using Tv = model_timestep_t<S>;
+    constexpr bool continuous = continuous_timesteps_v<S>;
+    static_assert(std::is_same_v<T, value_of<O>>, "ddpm::sample: out must hold the scheduler's T");
+    static_assert(continuous || callable_with_timesteps_v<Model, T, false>,
+                  "ddpm::sample: the model does not satisfy ddpm::denoiser<D, T>: it must be callable as "
+                  "d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
+    static_assert(!continuous || callable_with_timesteps_v<Model, T, true>,
+                  "ddpm::sample: this scheduler passes fractional timesteps, so the model must satisfy "
+                  "ddpm::continuous_denoiser<D, T>: d(std::span<const T> x_t, std::span<const T> t, std::span<T> out). "
+                  "An integer-timestep ddpm::denoiser needs the explicit opt-in ddpm::round_timesteps(net)");
+    static_assert(noise_source<Noise, T>,
+                  "ddpm::sample: the noise does not satisfy ddpm::noise_source<N, T>: it needs "
+                  "n.fill(std::span<T> out, std::uint64_t step)");
+    static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T, Tv>,
+                  "ddpm::sample: the observer must be callable as f(std::size_t step, t, std::span<const T> x, "
+                  "std::span<const T> x0_hat), t a ddpm::timestep_t (or T for real-valued timesteps)");
+    if constexpr (callable_with_timesteps_v<Model, T, continuous> && noise_source<Noise, T>) {
+        if (scheduler.num_steps() == 0)
+            throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
+        chain_workspace<T> ws;
+        return run_chain<T>(where, scheduler, model, noise, as_mutable_span(out), options, observe, ws);
+    } else {
+        return 0;
+    }
+}
+
 } // namespace detail
+
+/// Sampling in one call, for every scheduler (DDPM, DDIM, Euler, Euler
+/// ancestral, Heun, …): x_T is drawn from `noise` (step index 0; multiplied
+/// by the scheduler's init_noise_sigma where it has one) or read from `out`
+/// when options.start_from_input; then for every network call i the network
+/// is called on the whole batch (input scaled where the scheduler scales it)
+/// with the scheduler's timestep, its output optionally checked for NaN/Inf,
+/// and the scheduler's fused update applied, with noise step i + 1 where the
+/// step adds noise. `observe(i, t, x, x̂_0)` runs after each call; returning
+/// false stops.
+///
+/// @param out B·D: receives x_0 (or the state where the observer stopped).
+///            Written once, at the end: untouched when anything throws.
+/// @return the number of network calls run.
+/// @throws ddpm::invalid_argument on bad sizes or before set_timesteps (a
+///         scheduler with no timesteps); ddpm::numerical_error when
+///         options.check_finite and the network writes NaN/Inf; whatever the
+///         network or the noise source throws.
+/// Allocates only before the loop (its scratch and the scheduler's per-run
+/// state); nothing inside it.
+template <detail::chain_scheduler S, class Model, class Noise, output_buffer O, class Observer = no_observer>
+std::size_t sample(const S& scheduler, Model&& model, Noise&& noise, O&& out, const sampler_options& options = {},
+                   Observer&& observe = Observer{}) {
+    return detail::sample_with("ddpm::sample", scheduler, std::forward<Model>(model), std::forward<Noise>(noise),
+                               std::forward<O>(out), options, std::forward<Observer>(observe));
+}
+
 } // namespace ddpm

@@ -300,6 +300,7 @@ public:
         : m_schedule(std::move(schedule)), m_options(options), m_ddim(ddim) {
         m_ddim.validate("ddpm::ddim_scheduler");
         m_options.clip.validate("ddpm::ddim_scheduler");
+        detail::check_terminal_snr("ddpm::ddim_scheduler", m_schedule, m_options.prediction);
     }
 
     /// diffusers' set_timesteps(num_inference_steps) with the given spacing
@@ -476,7 +477,8 @@ struct ddim_inversion_chain {
 
 } // namespace detail
 
-/// DDIM sampling in one call: as ddpm::sample (x_T from `noise` at step
+/// DDIM sampling in one call, a thin alias of ddpm::sample(scheduler, …)
+/// (kept for existing code; its messages name ddpm::ddim_sample): as ddpm::sample (x_T from `noise` at step
 /// index 0 or from `out`; the network called at every entry of
 /// scheduler.timesteps(); optional finite check and observer), with the DDIM
 /// update and noise drawn (step index i + 1) only where σ > 0.
@@ -485,25 +487,8 @@ struct ddim_inversion_chain {
 template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
 std::size_t ddim_sample(const ddim_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
                         const sampler_options& options = {}, Observer&& observe = Observer{}) {
-    static_assert(std::is_same_v<T, detail::value_of<O>>, "ddpm::ddim_sample: out must hold the scheduler's T");
-    static_assert(denoiser<Model, T>,
-                  "ddpm::ddim_sample: the model does not satisfy ddpm::denoiser<D, T>: it must be callable as "
-                  "d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
-    static_assert(noise_source<Noise, T>,
-                  "ddpm::ddim_sample: the noise does not satisfy ddpm::noise_source<N, T>: it needs "
-                  "n.fill(std::span<T> out, std::uint64_t step)");
-    static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T>,
-                  "ddpm::ddim_sample: the observer must be callable as f(std::size_t step, ddpm::timestep_t t, "
-                  "std::span<const T> x, std::span<const T> x0_hat)");
-    if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
-        if (scheduler.num_steps() == 0)
-            detail::throw_invalid("ddpm::ddim_sample", "num_inference_steps", 0, "a call to set_timesteps first");
-        detail::chain_workspace<T> ws;
-        return detail::run_chain<T>("ddpm::ddim_sample", scheduler, model, noise, as_mutable_span(out), options,
-                                    observe, ws);
-    } else {
-        return 0;
-    }
+    return detail::sample_with("ddpm::ddim_sample", scheduler, std::forward<Model>(model), std::forward<Noise>(noise),
+                               std::forward<O>(out), options, std::forward<Observer>(observe));
 }
 
 /// Options of ddim_invert.
@@ -534,13 +519,13 @@ template <std::floating_point T, class Model, output_buffer O, class Observer = 
 std::size_t ddim_invert(const ddim_scheduler<T>& scheduler, Model&& model, O&& out,
                         const inversion_options& options = {}, Observer&& observe = Observer{}) {
     static_assert(std::is_same_v<T, detail::value_of<O>>, "ddpm::ddim_invert: out must hold the scheduler's T");
-    static_assert(denoiser<Model, T>,
+    static_assert(callable_with_timesteps_v<Model, T, false>,
                   "ddpm::ddim_invert: the model does not satisfy ddpm::denoiser<D, T>: it must be callable as "
                   "d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
     static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T>,
                   "ddpm::ddim_invert: the observer must be callable as f(std::size_t step, ddpm::timestep_t t, "
                   "std::span<const T> x, std::span<const T> x0_hat)");
-    if constexpr (denoiser<Model, T>) {
+    if constexpr (callable_with_timesteps_v<Model, T, false>) {
         if (scheduler.num_steps() == 0)
             detail::throw_invalid("ddpm::ddim_invert", "num_inference_steps", 0, "a call to set_timesteps first");
         ddim_scheduler<T> deterministic = scheduler;

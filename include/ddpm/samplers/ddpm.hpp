@@ -16,7 +16,7 @@
 //     the array (DDPMScheduler.previous_timestep);
 //   * an improved-diffusion respaced chain (ddpm_scheduler::respaced): a new
 //     schedule β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}} over the kept steps τ, the network
-//     still called with the original index τ_i (MATH.md, "DDIM and respacing").
+//     still called with the original index τ_i (docs/math.md#strided-and-respaced-chains).
 //
 // Timesteps are 0-based indices t ∈ [0, T) of the training schedule
 // everywhere in this API (timesteps(), step(), the network call).
@@ -176,6 +176,7 @@ public:
     explicit ddpm_scheduler(noise_schedule schedule, model_options options = {})
         : m_base(std::move(schedule)), m_options(options), m_chain(m_base.size()) {
         options.clip.validate("ddpm::ddpm_scheduler");
+        detail::check_terminal_snr("ddpm::ddpm_scheduler", m_base, options.prediction);
     }
 
     /// improved-diffusion's respaced chain over the kept steps (any order,
@@ -370,7 +371,7 @@ public:
     std::size_t sample(Model&& model, Noise&& noise, O&& out, const sampler_options& options = {},
                        Observer&& observe = Observer{}) {
         static_assert(std::is_same_v<T, detail::value_of<O>>, "ddpm::ddpm_sampler<T>::sample: out must hold T");
-        static_assert(denoiser<Model, T>,
+        static_assert(callable_with_timesteps_v<Model, T, false>,
                       "ddpm::ddpm_sampler::sample: the model does not satisfy ddpm::denoiser<D, T>: it must be "
                       "callable as d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
         static_assert(noise_source<Noise, T>,
@@ -379,7 +380,7 @@ public:
         static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T>,
                       "ddpm::ddpm_sampler::sample: the observer must be callable as f(std::size_t step, "
                       "ddpm::timestep_t t, std::span<const T> x, std::span<const T> x0_hat)");
-        if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
+        if constexpr (callable_with_timesteps_v<Model, T, false> && noise_source<Noise, T>) {
             return detail::run_chain<T>("ddpm::sample", m_scheduler, model, noise, as_mutable_span(out), options,
                                         observe, m_workspace);
         } else {
@@ -392,43 +393,11 @@ private:
     detail::chain_workspace<T> m_workspace;
 };
 
-/// Ancestral sampling (Algorithm 2) in one call.
-///
-/// x_T is drawn from `noise` (step index 0), or read from `out` when
-/// options.start_from_input; then for every position i of
-/// scheduler.timesteps(): the network is called on the whole batch with
-/// t = timesteps()[i] (the original index for a respaced chain), its output
-/// optionally checked for NaN/Inf, x̂_0 formed and clipped/thresholded, and
-/// x ← μ + σ z with z from noise.fill(…, i + 1) when the step adds noise.
-/// `observe(i, t, x, x̂_0)` runs after each step; returning false stops.
-///
-/// @param out B·D: receives x_0 (or the state where the observer stopped).
-///            Written once, at the end: untouched when anything throws.
-/// @return the number of steps run.
-/// @throws ddpm::invalid_argument on bad sizes; ddpm::numerical_error when
-///         options.check_finite and the network writes NaN/Inf; whatever the
-///         network or the noise source throws.
-/// Allocates only before the loop (its scratch); nothing inside it.
-template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
-std::size_t sample(const ddpm_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
-                   const sampler_options& options = {}, Observer&& observe = Observer{}) {
-    static_assert(std::is_same_v<T, detail::value_of<O>>, "ddpm::sample: out must hold the scheduler's T");
-    static_assert(denoiser<Model, T>,
-                  "ddpm::sample: the model does not satisfy ddpm::denoiser<D, T>: it must be callable as "
-                  "d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
-    static_assert(noise_source<Noise, T>,
-                  "ddpm::sample: the noise does not satisfy ddpm::noise_source<N, T>: it needs "
-                  "n.fill(std::span<T> out, std::uint64_t step)");
-    static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T>,
-                  "ddpm::sample: the observer must be callable as f(std::size_t step, ddpm::timestep_t t, "
-                  "std::span<const T> x, std::span<const T> x0_hat)");
-    if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
-        detail::chain_workspace<T> ws;
-        return detail::run_chain<T>("ddpm::sample", scheduler, model, noise, as_mutable_span(out), options, observe,
-                                    ws);
-    } else {
-        return 0;
-    }
-}
+// Ancestral sampling in one call is ddpm::sample(scheduler, net, noise, out,
+// options[, observer]) (samplers/chain.hpp): x_T from `noise` (step index 0)
+// or from `out`; for every position i of scheduler.timesteps() the network is
+// called with t = timesteps()[i] (the original index for a respaced chain),
+// x̂_0 formed and clipped/thresholded, and x ← μ + σ z with z from
+// noise.fill(…, i + 1) when the step adds noise.
 
 } // namespace ddpm
