@@ -38,6 +38,14 @@ packages+=(
     openmpi-bin          # mpirun, for those tests and examples
 )
 
+# The LibTorch route (ddpm/adapters/torch.hpp, tests/torch, examples/fashion_mnist).
+packages+=(
+    libtorch-dev          # LibTorch (CPU): the adapter, its tests, the Fashion-MNIST example
+    python3-torch         # TorchScript fixtures of tests/torch; examples/fashion_mnist/export.py
+    dataset-fashion-mnist # the Fashion-MNIST IDX files (/usr/share/datasets/fashion-mnist)
+    zlib1g-dev            # reads the gzipped IDX files
+)
+
 usage() {
     sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }

@@ -111,6 +111,21 @@ TEST_CASE("sharded DDIM sampling (eta = 0 and eta = 0.7) is bit-identical to one
     }
 }
 
+TEST_CASE("sharded DPM-Solver (SDE, with noise) and UniPC sampling are bit-identical to one process") {
+    const ddpm::noise_schedule schedule{ddpm::schedule_config{.num_train_timesteps = 200}};
+    ddpm::dpm_solver_multistep_scheduler<float> dpm(schedule, {},
+                                                    ddpm::dpm_solver_options{.algorithm = ddpm::dpm_algorithm::sde_dpmsolver_pp});
+    dpm.set_timesteps(10);
+    check_sharded<float>(dpm, 7, 70, 41,
+                         [&](auto& model, const ddpm::counter_noise& noise, std::vector<float>& out,
+                             const ddpm::sampler_options& o) { ddpm::dpm_solver_sample(dpm, model, noise, out, o); });
+    ddpm::unipc_scheduler<double> unipc(schedule, {}, ddpm::unipc_options{.solver_order = 3});
+    unipc.set_timesteps(8);
+    check_sharded<double>(unipc, 5, 33, 42,
+                          [&](auto& model, const ddpm::counter_noise& noise, std::vector<double>& out,
+                              const ddpm::sampler_options& o) { ddpm::unipc_sample(unipc, model, noise, out, o); });
+}
+
 TEST_CASE("the generic sample_shard runs any one-process sampler on the rank's slice") {
     // A stand-in for a scheduler ddpm does not know: x_0 = 2 z + global index.
     const dist::rank_info me = world();

@@ -5,6 +5,7 @@
 
 #include <ddpm/adapters/torch.hpp>
 #include <ddpm/ddpm.hpp>
+#include <ddpm/guidance.hpp>
 
 #include <torch/torch.h> // torch::nn::Module for the C++ modules below
 
@@ -81,8 +82,8 @@ static_assert(ddpm::output_buffer<ddpm::tensor_buffer<double>> &&
               !ddpm::output_buffer<ddpm::tensor_buffer<const float>>);
 static_assert(!noexcept(ddpm::as_span(std::declval<const at::Tensor&>())), "a bare tensor is checked on each view");
 static_assert(ddpm::denoiser<ddpm::torch_denoiser, float> && ddpm::denoiser<ddpm::torch_denoiser, double>);
-static_assert(std::is_invocable_v<ddpm::torch_denoiser&, std::span<const float>, std::span<const double>,
-                                  std::span<float>>,
+static_assert(ddpm::continuous_denoiser<ddpm::torch_denoiser, float> &&
+                  ddpm::continuous_denoiser<ddpm::torch_denoiser, double>,
               "real-valued timesteps have a call operator too");
 
 TEST_CASE("a float32 tensor is a zero-copy ddpm buffer", "[torch][buffer]") {
@@ -198,9 +199,14 @@ TEST_CASE("torch_denoiser passes views of the sampler's buffers to a C++ module"
         scaled(std::span<const float>(x), std::span<const double>(tc), std::span<float>(out));
         REQUIRE(module->last_t.scalar_type() == torch::kFloat);
         CHECK(module->last_t[2].item<float>() == Approx(19.98f));
-        // int64 timesteps cannot take real values.
+        // int64 timesteps take real values only when they are whole numbers.
         CHECK_THROWS_WITH(net(std::span<const float>(x), std::span<const double>(tc), std::span<float>(out)),
-                          Contains("options.timesteps = int64"));
+                          Contains("t = 0.25 (timestep 0)") && Contains("whole numbers"));
+        const std::vector<float> whole{1.0f, 20.0f, 49.0f};
+        std::vector<float> out_whole(B * D);
+        net(std::span<const float>(x), std::span<const float>(whole), std::span<float>(out_whole));
+        CHECK(module->last_t.scalar_type() == torch::kLong);
+        CHECK(std::equal(out_whole.begin(), out_whole.end(), by_hand.data_ptr<float>()));
     }
     SECTION("the pointer call of the CUDA sampler, on the CPU, gives the same") {
         std::vector<float> out2(B * D);
@@ -262,6 +268,30 @@ TEST_CASE("torch_denoiser conditions: labels per sample or broadcast", "[torch][
     auto too_many = plain.with_conditions({torch::ones({2}), torch::ones({2})});
     CHECK_THROWS_WITH(too_many(std::span<const float>(x), std::span<const ddpm::timestep_t>(t), std::span<float>(out)),
                       Contains("conditions.size() = 2"));
+}
+
+TEST_CASE("torch_denoiser composes with classifier-free guidance", "[torch][denoiser][guidance]") {
+    auto module = std::make_shared<conditioned_module>(); // x + label / 10
+    ddpm::torch_denoiser net(module, {1, 2, 2});
+    const std::vector<float> x(8, 1.0f);
+    const std::vector<ddpm::timestep_t> t{4, 4};
+    const std::vector<std::int64_t> labels{3, 5};
+    const auto run = [&](auto& guided) {
+        std::vector<float> out(8);
+        guided(std::span<const float>(x), std::span<const ddpm::timestep_t>(t), std::span<float>(out));
+        return out;
+    };
+    // out_u + w (out_c − out_u) with label 0 unconditional and w = 2: x + 0.2 · label.
+    ddpm::classifier_free_guidance joint(net, labels, std::int64_t{0}, 2.0);
+    const auto a = run(joint);
+    CHECK(a[0] == Approx(1.6f));
+    CHECK(a[7] == Approx(2.0f));
+    ddpm::classifier_free_guidance separate(net, labels, std::int64_t{0}, 2.0,
+                                            {.batching = ddpm::guidance_batching::separate});
+    CHECK(run(separate) == a);
+    const std::int64_t null_label[] = {0};
+    ddpm::guidance_pair pair(net.with_labels(null_label), net.with_labels(labels), 2.0);
+    CHECK(run(pair) == a);
 }
 
 #ifdef DDPM_TORCH_SCRIPTED_DIR

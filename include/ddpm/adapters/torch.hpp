@@ -51,7 +51,8 @@
 //     first element.
 // Per call it makes x a (B, C, H, W) tensor over the sampler's span (no copy),
 // the timesteps a (B,) tensor (int64 over the span, or float32/float64 when
-// the network takes real-valued timesteps, optionally scaled), calls the
+// the network takes real-valued timesteps, optionally scaled; it is both a
+// ddpm::denoiser and a ddpm::continuous_denoiser), calls the
 // module under torch::NoGradGuard, checks the output's shape (B samples,
 // out.size() values: 2·C channels for a learned variance) and copies it into
 // `out` once (converting dtype/device if the module's differ).
@@ -64,8 +65,9 @@
 // Conditioning (class labels, text embeddings) travels as extra forward
 // arguments, batch-first: `net.with_conditions({labels})` gives a wrapper of
 // the same module that passes them; a condition with first extent 1 is
-// broadcast to the batch. Two such wrappers (the labels, and the "null" label)
-// are the two networks that classifier-free guidance combines.
+// broadcast to the batch. The call net(x_t, t, std::span<const std::int64_t>
+// labels, out) passes per-sample labels first: it is the network
+// ddpm::classifier_free_guidance (ddpm/guidance.hpp) takes.
 //
 // The same object is also a network for the CUDA sampler (ddpm/cuda.cuh):
 // net(x_t, t_device, out, B, D, stream) over device pointers, with
@@ -384,22 +386,25 @@ public:
     template <std::floating_point T, class Ts>
         requires(std::same_as<Ts, timestep_t> || std::same_as<Ts, float> || std::same_as<Ts, double>)
     void operator()(std::span<const T> x, std::span<const Ts> t, std::span<T> out) {
-        constexpr std::string_view where = "ddpm::torch_denoiser";
-        const std::size_t batch = t.size();
-        check_sizes(where, x.size(), batch);
-        const auto dtype = detail::torch_adapter::scalar_type_of<T>();
-        const auto cpu = at::TensorOptions().dtype(dtype);
-        torch::NoGradGuard no_grad;
-        at::Tensor xs = torch::from_blob(const_cast<T*>(x.data()), batch_shape(batch), cpu);
-        at::Tensor ts = timestep_tensor(where, t.data(), batch, c10::kCPU);
-        if (!m_options.device.is_cpu()) {
-            xs = xs.to(m_options.device);
-            ts = ts.to(m_options.device);
-        }
-        const at::Tensor result = call(where, xs, ts, batch, out.size());
-        torch::from_blob(out.data(), result.sizes(), cpu).copy_(result);
+        run_spans(x, t, nullptr, 0, out);
     }
 
+    /// The call with one integer label per sample (or one for all), passed
+    /// to the module as an int64 (B,) tensor before the wrapper's own
+    /// conditions: forward(x, t, labels, conditions...). This is the network
+    /// signature ddpm::classifier_free_guidance takes (Cond = std::int64_t),
+    /// so guidance runs the unconditional and conditional halves in one
+    /// module call of 2B samples.
+    template <std::floating_point T, class Ts>
+        requires(std::same_as<Ts, timestep_t> || std::same_as<Ts, float> || std::same_as<Ts, double>)
+    void operator()(std::span<const T> x, std::span<const Ts> t, std::span<const std::int64_t> labels,
+                    std::span<T> out) {
+        if (labels.empty())
+            detail::throw_invalid("ddpm::torch_denoiser", "labels.size()", 0, "B, or 1 for the whole batch");
+        run_spans(x, t, labels.data(), labels.size(), out);
+    }
+
+    /// The CUDA sampler's network call (ddpm/cuda/sampler.cuh): x_t, t and
     /// The CUDA sampler's network call (ddpm/cuda/sampler.cuh): x_t, t and
     /// out are pointers on options.device (host pointers when it is the CPU),
     /// B samples of D values; the module runs on the current torch stream,
@@ -425,11 +430,37 @@ public:
         const at::Tensor xs = torch::from_blob(const_cast<T*>(x), batch_shape(batch), on_device);
         const at::Tensor ts = timestep_tensor(where, t, batch, m_options.device);
         const std::size_t out_size = batch * sample_size() * (m_options.learned_variance ? 2 : 1);
-        const at::Tensor result = call(where, xs, ts, batch, out_size);
+        const at::Tensor result = call(where, xs, ts, m_conditions, batch, out_size);
         torch::from_blob(out, result.sizes(), on_device).copy_(result);
     }
 
 private:
+    /// The span calls: `labels` (n_labels of them, or nullptr) go first
+    /// among the conditions.
+    template <std::floating_point T, class Ts>
+    void run_spans(std::span<const T> x, std::span<const Ts> t, const std::int64_t* labels, std::size_t n_labels,
+                   std::span<T> out) {
+        constexpr std::string_view where = "ddpm::torch_denoiser";
+        const std::size_t batch = t.size();
+        check_sizes(where, x.size(), batch);
+        const auto cpu = at::TensorOptions().dtype(detail::torch_adapter::scalar_type_of<T>());
+        torch::NoGradGuard no_grad;
+        at::Tensor xs = torch::from_blob(const_cast<T*>(x.data()), batch_shape(batch), cpu);
+        at::Tensor ts = timestep_tensor(where, t.data(), batch, c10::kCPU);
+        conditions c;
+        if (labels != nullptr)
+            c.push_back(torch::from_blob(const_cast<std::int64_t*>(labels), {static_cast<std::int64_t>(n_labels)},
+                                         at::TensorOptions().dtype(c10::ScalarType::Long)));
+        if (!m_options.device.is_cpu()) {
+            xs = xs.to(m_options.device);
+            ts = ts.to(m_options.device);
+            for (auto& ci : c) ci = ci.to(m_options.device);
+        }
+        c.insert(c.end(), m_conditions.begin(), m_conditions.end());
+        const at::Tensor result = call(where, xs, ts, c, batch, out.size());
+        torch::from_blob(out.data(), result.sizes(), cpu).copy_(result);
+    }
+
     using forward_fn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const conditions&)>;
 
     static std::vector<std::int64_t> check_shape(std::vector<std::int64_t> shape) {
@@ -474,6 +505,13 @@ private:
         return s;
     }
 
+    template <class Ts>
+    [[nodiscard]] static constexpr c10::ScalarType scalar_of() noexcept {
+        if constexpr (std::is_same_v<Ts, float>) return c10::ScalarType::Float;
+        else if constexpr (std::is_same_v<Ts, double>) return c10::ScalarType::Double;
+        else return c10::ScalarType::Long;
+    }
+
     /// (B,) timesteps as the module expects them; `t` lives on `device`.
     template <class Ts>
     [[nodiscard]] at::Tensor timestep_tensor(std::string_view where, const Ts* t, std::size_t batch,
@@ -482,15 +520,26 @@ private:
         const auto on = at::TensorOptions().device(device);
         if (m_options.timesteps == torch_timestep_type::int64) {
             if constexpr (std::floating_point<Ts>) {
-                detail::throw_invalid(where, "options.timesteps", "int64",
-                                      "float32 or float64 for a sampler with real-valued timesteps");
+                // Real-valued timesteps reach an int64 network only when they
+                // are whole numbers (never a silent truncation).
+                at::Tensor real = torch::from_blob(const_cast<Ts*>(t), {n}, on.dtype(scalar_of<Ts>()));
+                const at::Tensor whole = real.to(c10::ScalarType::Long);
+                if (!torch::equal(whole.to(real.scalar_type()), real)) {
+                    const auto bad = (whole.to(real.scalar_type()) != real).nonzero()[0][0].item<std::int64_t>();
+                    std::ostringstream value;
+                    value.precision(17);
+                    value << real[bad].item<double>() << " (timestep " << bad << ")";
+                    detail::throw_invalid(where, "t", value.str(),
+                                          "whole numbers for options.timesteps = int64: use "
+                                          "torch_timestep_type::float32/float64 for a network that takes real "
+                                          "timesteps, or ddpm::round_timesteps");
+                }
+                return whole;
             } else {
                 return torch::from_blob(const_cast<timestep_t*>(t), {n}, on.dtype(c10::ScalarType::Long));
             }
         }
-        const auto source = std::floating_point<Ts> ? (sizeof(Ts) == 4 ? c10::ScalarType::Float : c10::ScalarType::Double)
-                                                    : c10::ScalarType::Long;
-        at::Tensor ts = torch::from_blob(const_cast<std::remove_const_t<Ts>*>(t), {n}, on.dtype(source));
+        at::Tensor ts = torch::from_blob(const_cast<Ts*>(t), {n}, on.dtype(scalar_of<Ts>()));
         ts = ts.to(m_options.timesteps == torch_timestep_type::float32 ? c10::ScalarType::Float
                                                                        : c10::ScalarType::Double);
         if (m_options.timestep_scale != 1.0) ts = ts * m_options.timestep_scale;
@@ -498,12 +547,12 @@ private:
     }
 
     /// Runs the module and checks its output: B samples, `out_size` values.
-    at::Tensor call(std::string_view where, const at::Tensor& x, const at::Tensor& t, std::size_t batch,
-                    std::size_t out_size) const {
+    at::Tensor call(std::string_view where, const at::Tensor& x, const at::Tensor& t, const conditions& given,
+                    std::size_t batch, std::size_t out_size) const {
         conditions c;
-        c.reserve(m_conditions.size());
-        for (std::size_t i = 0; i < m_conditions.size(); ++i) {
-            const at::Tensor& ci = m_conditions[i];
+        c.reserve(given.size());
+        for (std::size_t i = 0; i < given.size(); ++i) {
+            const at::Tensor& ci = given[i];
             const std::string name = "conditions[" + std::to_string(i) + "]";
             if (!ci.defined()) detail::throw_invalid(where, name, "an undefined tensor", "a defined tensor");
             if (ci.dim() == 0 || (ci.size(0) != static_cast<std::int64_t>(batch) && ci.size(0) != 1))
