@@ -84,7 +84,11 @@ struct sampler_options {
     /// Number of samples B; the output holds B·D values.
     std::size_t batch = 1;
     /// Check every network output for NaN/±Inf and throw ddpm::numerical_error
-    /// naming the step and timestep (costs one pass over the output per step).
+    /// naming the step and timestep. The output buffer is filled with NaN
+    /// before each call, so a network that writes only part of it (or a
+    /// learned-variance model writing D instead of 2D values per sample) is
+    /// caught too. Costs two passes over the output per network call (the
+    /// fill and the check).
     /// Off (the default), and in the schedulers' step(), which never checks,
     /// a NaN from the network passes through to the samples (clipping does
     /// not hide it; docs/errors.md).
@@ -299,17 +303,37 @@ std::string timestep_string(Tv t) {
 }
 
 /// Throws ddpm::numerical_error at the first non-finite network output.
+/// The loop fills the output with NaN before each checked call, so a NaN is
+/// also a value the network did not write: `channels` (2 for a learned
+/// variance) and `dim` name that case in the message.
 template <class T, class Tv>
-void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, Tv t) {
+void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, Tv t,
+                         std::size_t channels = 1, std::size_t dim = 0) {
     for (std::size_t k = 0; k < out.size(); ++k) {
         if (!std::isfinite(out[k])) {
             std::string msg(where);
             msg += ": the network output at step " + std::to_string(step) + " (t = " + timestep_string(t) +
                    ") is not finite: model_output[" + std::to_string(k) + "] = " +
                    (std::isnan(out[k]) ? std::string("nan") : (out[k] > 0 ? std::string("inf") : std::string("-inf")));
+            if (std::isnan(out[k]) && dim > 0) {
+                const std::size_t per_sample = channels * dim;
+                msg += " (NaN is also what the network did not write: out holds " + std::to_string(out.size()) +
+                       " values, " + std::to_string(per_sample) + " per sample";
+                if (channels == 2 && k % per_sample >= dim)
+                    msg += "; a learned / learned_range model writes its D predictions, then D variance values";
+                msg += ")";
+            }
             DDPM_THROW(ddpm::numerical_error(msg));
         }
     }
+}
+
+/// With options.check_finite: fills the network's output buffer with NaN
+/// before each call, so that values it does not write are caught by
+/// check_finite_output (one extra pass over B·C·D values per call).
+template <class T>
+void poison(std::span<T> out) noexcept {
+    std::fill(out.begin(), out.end(), std::numeric_limits<T>::quiet_NaN());
 }
 
 template <class Obs, class T, class Tv>
@@ -366,9 +390,11 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
             chain.scale_model_input_at(i, std::span<const T>(ws.x), std::span<T>(ws.model_in), opt.exec);
             net_input = std::span<const T>(ws.model_in);
         }
+        if (opt.check_finite) poison(std::span<T>(ws.model_out));
         call_network<T, continuous>(model, net_input, t, std::span<timestep_t>(ws.timesteps),
                                     std::span<T>(ws.real_timesteps), std::span<T>(ws.model_out));
-        if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
+        if (opt.check_finite)
+            check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t, chain.output_channels(), shape.dim);
         // The step's noise: drawn inside the fused kernel for a counter-based
         // source, else filled into a buffer first.
         auto z = kernels::step_noise<T>::none();
@@ -392,10 +418,13 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
             // Implicit steps (exact DDIM inversion): re-evaluate the network at
             // the new state and redo the step from the same x.
             for (std::size_t k = 0; k < chain.refinements(); ++k) {
+                if (opt.check_finite) poison(std::span<T>(ws.model_out));
                 call_network<T, continuous>(model, std::span<const T>(ws.x_next), t,
                                             std::span<timestep_t>(ws.timesteps), std::span<T>(ws.real_timesteps),
                                             std::span<T>(ws.model_out));
-                if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
+                if (opt.check_finite)
+                    check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t, chain.output_channels(),
+                                           shape.dim);
                 chain.refine_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), std::span<T>(ws.x_next),
                                 std::span<T>(ws.x0), shape.dim);
             }
