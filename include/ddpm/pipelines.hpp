@@ -242,6 +242,7 @@ template <class S, class Model, class Noise, output_buffer O, class Hook>
 std::size_t sample_with_hook(const S& scheduler, Model&& model, Noise&& noise, O&& out, const sampler_options& options,
                              Hook&& hook) {
     using T = typename S::value_type;
+    detail::check_output_layout(out, options.batch, "out");
     return detail::pipelines::run<T>("ddpm::sample_with_hook", scheduler, 0, model, noise, as_mutable_span(out),
                                      options, hook, std::span<const T>{});
 }
@@ -261,6 +262,7 @@ std::size_t img2img(const S& scheduler, double strength, Model&& model, Noise&& 
     using T = typename S::value_type;
     constexpr std::string_view where = "ddpm::img2img";
     const std::size_t first = img2img_first_step(scheduler, strength);
+    detail::check_output_layout(out, options.batch, "out");
     const auto x0 = as_span(image);
     const auto o = as_mutable_span(out);
     detail::check_size(where, "image", x0.size(), o.size());
@@ -322,6 +324,7 @@ std::size_t inpaint(const S& scheduler, Model&& model, Noise&& noise, const K& k
                     const sampler_options& options, inpaint_options io = {}) {
     using T = typename S::value_type;
     constexpr std::string_view where = "ddpm::inpaint";
+    detail::check_output_layout(out, options.batch, "out");
     const auto k = as_span(known);
     const auto m = as_span(mask);
     const auto o = as_mutable_span(out);

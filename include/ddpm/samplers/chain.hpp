@@ -471,6 +471,7 @@ std::size_t sample_with(std::string_view where, const S& scheduler, Model&& mode
     if constexpr (callable_with_timesteps_v<Model, T, continuous> && noise_source<Noise, T>) {
         if (scheduler.num_steps() == 0)
             throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
+        check_output_layout(out, options.batch, "out");
         chain_workspace<T> ws;
         return run_chain<T>(where, scheduler, model, noise, as_mutable_span(out), options, observe, ws);
     } else {

@@ -514,6 +514,7 @@ public:
             if (m_scheduler.num_steps() == 0)
                 detail::throw_invalid("ddpm::ddim_sampler::sample", "num_inference_steps", 0,
                                       "a call to set_timesteps first");
+            detail::check_output_layout(out, options.batch, "out");
             return detail::run_chain<T>("ddpm::ddim_sampler::sample", m_scheduler, model, noise, as_mutable_span(out),
                                         options, observe, m_workspace);
         } else {

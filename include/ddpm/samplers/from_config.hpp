@@ -540,6 +540,7 @@ std::size_t inpaint(const any_scheduler<T>& scheduler, Model&& model, Noise&& no
 template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
 std::size_t sample(const any_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
                    const sampler_options& options = {}, Observer&& observe = Observer{}) {
+    detail::check_output_layout(out, options.batch, "out");
     return scheduler.visit([&](const auto& s) -> std::size_t {
         using S = std::remove_cvref_t<decltype(s)>;
         using Tv = detail::model_timestep_t<S>;
