@@ -225,6 +225,14 @@ TEST_CASE("update_all: a size mismatch on one rank throws the same error on ever
     // A non-finite loss (on any rank) throws from update on every rank.
     const std::vector<double> bad = me.rank == 0 ? std::vector<double>{0.5, std::nan("")} : std::vector<double>{0.5, 0.25};
     CHECK_THROWS_WITH(dist::update_all(MPI_COMM_WORLD, sampler, t, bad), Catch::Contains("a finite number"));
+    // Samplers built differently on one rank.
+    if (me.size > 1) {
+        ddpm::loss_second_moment_sampler other(10, 2, me.rank == me.size - 1 ? 0.25 : 0.5);
+        const std::vector<double> ok{0.5, 0.25};
+        CHECK_THROWS_WITH(dist::update_all(MPI_COMM_WORLD, other, t, ok),
+                          Catch::Contains("the ranks disagree on uniform_prob: rank 0 has 0.5, rank " +
+                                          std::to_string(me.size - 1) + " has 0.25"));
+    }
 }
 
 TEST_CASE("options that differ across ranks throw the same clear error on every rank") {
