@@ -3,6 +3,8 @@
 //   ddpm_inspect schedule --schedule linear --timesteps 1000 --profile diffusers
 //   ddpm_inspect schedule --config path/to/scheduler_config.json
 //   ddpm_inspect timesteps --schedule linear --timesteps 1000 --steps 50 --spacing trailing
+//   ddpm_inspect timesteps --scheduler euler --schedule linear --timesteps 1000 --steps 10
+//                          --spacing linspace --sigmas karras
 //
 // Output is one JSON object on stdout; numbers are printed with 17
 // significant digits (they parse back to the identical double) and
@@ -17,6 +19,8 @@
 // option parser (`parse_options`), the value parsers (`parse_int`,
 // `parse_double`, `parse_profile`) and the JSON writer (`json_writer`) are
 // shared by every subcommand.
+#include <ddpm/samplers/euler.hpp>
+#include <ddpm/samplers/heun.hpp>
 #include <ddpm/samplers/timesteps.hpp>
 #include <ddpm/schedule/noise_schedule.hpp>
 #include <ddpm/schedule/profile.hpp>
@@ -370,49 +374,165 @@ int run_schedule(std::span<const std::string_view> args, std::ostream& out, std:
 constexpr std::string_view timesteps_usage = R"(usage:
   ddpm_inspect timesteps --schedule NAME --timesteps T --steps N
                          --spacing linspace|leading|trailing [--steps-offset K]
-                         [--scheduler ddpm|ddim]
-  ddpm_inspect timesteps --config scheduler_config.json --steps N [--scheduler ddpm|ddim]
+                         [--scheduler NAME] [σ-scheduler options]
+  ddpm_inspect timesteps --config scheduler_config.json --steps N [--scheduler NAME]
 
 Prints one JSON object: "meta" (scheduler, T, N, spacing, steps_offset, ...)
-and "timesteps", the N inference timesteps of diffusers'
+and "timesteps".
+
+--scheduler ddpm (default) or ddim: the N inference timesteps of diffusers'
 DDPMScheduler / DDIMScheduler.set_timesteps(N), descending, as 0-based
 indices into the training schedule (ddpm::make_timesteps):
   linspace  round(linspace(0, T-1, N)) reversed (round half to even); no offset
   leading   arange(N) * (T // N) reversed, + steps_offset
   trailing  round(arange(T, 0, -T/N)) - 1; no offset
 
+--scheduler euler, euler_ancestral or heun (the σ-based schedulers): the
+arrays of diffusers' EulerDiscreteScheduler / EulerAncestralDiscreteScheduler /
+HeunDiscreteScheduler.set_timesteps(N) as ddpm computes them: "timesteps"
+(the real values the network gets; Heun's 2N-1 interleaved ones), "sigmas"
+(one more) and "init_noise_sigma", in --precision (float32 values are printed
+widened to double, exactly). The training schedule matters here: it is built
+from --schedule/--beta-start/--beta-end (or --config) under --profile.
+
 options:
   --schedule NAME      the training schedule's name (linear, scaled_linear,
                        squaredcos_cap_v2, sigmoid, quad, cosine, const, jsd,
-                       warmup10, warmup50); checked and recorded in meta, it does
-                       not change the timesteps
+                       warmup10, warmup50); for ddpm/ddim it is only checked and
+                       recorded in meta
   --timesteps T        number of training timesteps, T >= 1
-  --steps N            number of inference steps, 1 <= N <= T
+  --steps N            number of inference steps, 1 <= N <= T (σ-based
+                       schedulers accept N > T, as diffusers does)
   --spacing S          linspace, leading or trailing (diffusers' timestep_spacing)
   --steps-offset K     added by the leading spacing, K >= 0 (default 0)
   --config FILE        a diffusers scheduler_config.json, or a folder holding
                        scheduler_config.json or scheduler/scheduler_config.json:
-                       num_train_timesteps, timestep_spacing and steps_offset come
-                       from it (replaces --schedule, --timesteps, --spacing and
-                       --steps-offset)
-  --scheduler S        ddpm (default) or ddim: whose set_timesteps this is; both
-                       compute the same array, so it is only recorded in meta
+                       num_train_timesteps, timestep_spacing and steps_offset (and
+                       the betas) come from it (replaces --schedule, --timesteps,
+                       --spacing and --steps-offset)
+  --scheduler S        ddpm (default), ddim, euler, euler_ancestral, heun
   -h, --help           this text
 
+σ-scheduler options (euler, euler_ancestral, heun):
+  --beta-start X       default 0.0001
+  --beta-end Y         default 0.02
+  --sigmas S           discrete (default), karras or exponential
+  --final-sigmas F     zero (default) or sigma_min (euler only)
+  --profile P          default, ho2020, improved_diffusion or diffusers (the
+                       default here: float32 tables as diffusers ships them)
+  --precision P        float32 (default) or float64
+
 exit status: 0 success, 1 unusable --config file, 2 bad command line (including
-N < 1, N > T, an unknown spacing, or an offset that pushes a timestep to T).
+N < 1, N > T for ddpm/ddim, an unknown spacing or scheduler, or an offset that
+pushes a timestep to T).
 )";
+
+// The σ-based schedulers: one row each. A row's function builds the
+// scheduler for the request and returns its arrays as doubles.
+struct sigma_request {
+    ddpm::noise_schedule schedule;
+    std::int64_t steps = 0;
+    ddpm::timestep_spacing spacing = ddpm::timestep_spacing::linspace;
+    std::int64_t steps_offset = 0;
+    ddpm::sigma_schedule sigmas = ddpm::sigma_schedule::discrete;
+    ddpm::final_sigmas_type final_sigmas = ddpm::final_sigmas_type::zero;
+    bool float32 = true;
+};
+
+struct sigma_arrays {
+    std::vector<double> timesteps, sigmas;
+    double init_noise_sigma = 1;
+};
+
+template <template <std::floating_point> class Scheduler>
+sigma_arrays euler_family_arrays(const sigma_request& r) {
+    auto run = [&]<class T>() {
+        ddpm::euler_options o;
+        o.spacing = r.spacing;
+        o.steps_offset = r.steps_offset;
+        o.sigmas = r.sigmas;
+        o.final_sigmas = r.final_sigmas;
+        Scheduler<T> s(r.schedule, {}, o);
+        s.set_timesteps(r.steps);
+        return sigma_arrays{{s.timesteps().begin(), s.timesteps().end()},
+                            {s.sigmas().begin(), s.sigmas().end()},
+                            static_cast<double>(s.init_noise_sigma())};
+    };
+    return r.float32 ? run.template operator()<float>() : run.template operator()<double>();
+}
+
+struct sigma_scheduler_row {
+    std::string_view name;
+    sigma_arrays (*arrays)(const sigma_request&);
+};
+
+constexpr sigma_scheduler_row sigma_schedulers[] = {
+    {"euler", euler_family_arrays<ddpm::euler_scheduler>},
+    {"euler_ancestral", euler_family_arrays<ddpm::euler_ancestral_scheduler>},
+    {"heun", euler_family_arrays<ddpm::heun_scheduler>},
+    // EXTENSION POINT: {"dpm", …}, {"unipc", …} rows (their own options go
+    // in sigma_request).
+};
+
+int print_sigma_timesteps(const sigma_scheduler_row& row, const parsed_options& opt,
+                          const ddpm::schedule_config& cfg, std::int64_t steps, ddpm::timestep_spacing spacing,
+                          std::int64_t offset, nlohmann::json& meta, std::ostream& out) {
+    if (steps < 1) throw usage_error("--steps = " + std::to_string(steps) + ": expected N >= 1");
+    const std::string precision = opt.value("precision").value_or("float32");
+    if (precision != "float32" && precision != "float64")
+        throw usage_error("--precision = '" + precision + "': expected float32 or float64");
+    const ddpm::profile profile = parse_profile(opt.value("profile").value_or("diffusers"));
+    sigma_arrays a;
+    try {
+        sigma_request r{ddpm::noise_schedule(cfg, profile), steps, spacing, offset};
+        r.sigmas = ddpm::sigma_schedule_from_string(opt.value("sigmas").value_or("discrete"));
+        r.final_sigmas = ddpm::final_sigmas_type_from_string(opt.value("final-sigmas").value_or("zero"));
+        r.float32 = precision == "float32";
+        a = row.arrays(r);
+        meta["sigma_schedule"] = std::string(ddpm::to_string(r.sigmas));
+        meta["final_sigmas_type"] = std::string(ddpm::to_string(r.final_sigmas));
+    } catch (const ddpm::invalid_argument& e) {
+        throw usage_error(e.what()); // every value came from the command line or was checked in the config
+    }
+    meta["num_train_timesteps"] = cfg.num_train_timesteps;
+    meta["num_inference_steps"] = steps;
+    meta["timestep_spacing"] = std::string(ddpm::to_string(spacing));
+    meta["steps_offset"] = offset;
+    meta["profile"] = std::string(ddpm::to_string(profile));
+    meta["precision"] = precision;
+    json_writer w;
+    w.value("meta", meta);
+    w.number_array("timesteps", a.timesteps);
+    w.number_array("sigmas", a.sigmas);
+    w.value("init_noise_sigma", nlohmann::json(a.init_noise_sigma));
+    w.finish(out);
+    return exit_ok;
+}
 
 int run_timesteps(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
     static constexpr option_spec specs[] = {
-        {"schedule", true}, {"timesteps", true}, {"steps", true},     {"spacing", true},
-        {"steps-offset", true}, {"config", true}, {"scheduler", true},
+        {"schedule", true},   {"timesteps", true}, {"steps", true},        {"spacing", true},
+        {"steps-offset", true}, {"config", true},  {"scheduler", true},    {"beta-start", true},
+        {"beta-end", true},   {"sigmas", true},    {"final-sigmas", true}, {"profile", true},
+        {"precision", true},
     };
     const parsed_options opt = parse_options(args, specs);
 
     const std::string scheduler = opt.value("scheduler").value_or("ddpm");
-    if (scheduler != "ddpm" && scheduler != "ddim")
-        throw usage_error("--scheduler = '" + scheduler + "': expected ddpm or ddim");
+    const sigma_scheduler_row* sigma_row = nullptr;
+    for (const auto& row : sigma_schedulers)
+        if (row.name == scheduler) sigma_row = &row;
+    if (scheduler != "ddpm" && scheduler != "ddim" && !sigma_row) {
+        std::string names = "ddpm, ddim";
+        for (const auto& row : sigma_schedulers) names += ", " + std::string(row.name);
+        throw usage_error("--scheduler = '" + scheduler + "': expected one of " + names);
+    }
+    if (!sigma_row)
+        for (std::string_view only : {"beta-start", "beta-end", "sigmas", "final-sigmas", "profile", "precision"})
+            if (opt.has(only))
+                throw usage_error("--" + std::string(only) + " applies to the σ-based schedulers only, not --scheduler " +
+                                  scheduler);
+    ddpm::schedule_config schedule_cfg;
 
     nlohmann::json meta = nlohmann::json::object();
     meta["tool"] = "ddpm_inspect timesteps";
@@ -436,6 +556,9 @@ int run_timesteps(std::span<const std::string_view> args, std::ostream& out, std
         }
         for (const auto& w : warnings) err << "ddpm_inspect: warning: " << *path << ": " << w << '\n';
         num_train = config.schedule.num_train_timesteps;
+        schedule_cfg = config.schedule;
+        if (sigma_row && config.trained_betas)
+            throw input_error("--config with trained_betas is not supported for --scheduler " + scheduler);
         spacing = config.timestep_spacing;
         offset = config.steps_offset;
         meta["source"] = "config";
@@ -455,6 +578,10 @@ int run_timesteps(std::span<const std::string_view> args, std::ostream& out, std
         }
         num_train = parse_int("timesteps", opt.require("timesteps"));
         if (num_train < 1) throw usage_error("--timesteps = " + std::to_string(num_train) + ": expected T >= 1");
+        schedule_cfg.schedule = schedule;
+        schedule_cfg.num_train_timesteps = num_train;
+        if (const auto v = opt.value("beta-start")) schedule_cfg.beta_start = parse_double("beta-start", *v);
+        if (const auto v = opt.value("beta-end")) schedule_cfg.beta_end = parse_double("beta-end", *v);
         const std::string spacing_name = opt.require("spacing");
         try {
             spacing = ddpm::timestep_spacing_from_string(spacing_name);
@@ -469,6 +596,7 @@ int run_timesteps(std::span<const std::string_view> args, std::ostream& out, std
         meta["beta_schedule"] = std::string(ddpm::to_string(schedule));
     }
     const std::int64_t steps = parse_int("steps", opt.require("steps"));
+    if (sigma_row) return print_sigma_timesteps(*sigma_row, opt, schedule_cfg, steps, spacing, offset, meta, out);
     if (steps < 1 || steps > num_train)
         throw usage_error("--steps = " + std::to_string(steps) + ": expected 1 <= N <= T = " +
                           std::to_string(num_train));
@@ -503,7 +631,7 @@ struct subcommand {
 
 constexpr subcommand subcommands[] = {
     {"schedule", "a noise schedule and every table derived from it", schedule_usage, run_schedule},
-    {"timesteps", "the inference timesteps of DDPM/DDIM set_timesteps(N)", timesteps_usage, run_timesteps},
+    {"timesteps", "the inference timesteps (and σ) of a scheduler's set_timesteps(N)", timesteps_usage, run_timesteps},
     // EXTENSION POINT: one row per subcommand: {name, one-line summary, usage
     // text, run function}. The run function parses its options with
     // parse_options(), throws usage_error for a bad command line and

@@ -20,6 +20,7 @@
 
 #include "common/metrics.hpp"
 #include "common/mixture.hpp"
+#include "common/mpi_example.hpp"
 #include "common/plot.hpp"
 #include "common/png.hpp"
 #include "common/random.hpp"
@@ -31,11 +32,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <filesystem>
-#include <numbers>
 #include <span>
 #include <string>
 #include <string_view>
@@ -48,21 +46,6 @@ constexpr std::size_t D = 2;
 
 const examples::rgb rank_colours[] = {{30, 100, 200}, {230, 110, 20}, {40, 160, 70},  {200, 40, 120},
                                       {120, 80, 190}, {20, 160, 170}, {150, 120, 30}, {90, 90, 90}};
-
-/// Eight Gaussians of std 0.12 on the circle of radius 1.6, equal weights.
-examples::gaussian_mixture ring_of_gaussians() {
-    examples::gaussian_mixture mix;
-    mix.dim = D;
-    for (int k = 0; k < 8; ++k) {
-        const double a = 2 * std::numbers::pi * k / 8;
-        mix.weights.push_back(1.0 / 8);
-        mix.means.push_back(1.6 * std::cos(a));
-        mix.means.push_back(1.6 * std::sin(a));
-        mix.stds.push_back(0.12);
-    }
-    mix.validate();
-    return mix;
-}
 
 struct options {
     std::size_t n = 20000;
@@ -106,7 +89,7 @@ examples::canvas draw(std::span<const float> xs, std::span<const float> target, 
 
 int run(const options& opt) {
     const dist::rank_info me = dist::ranks_of(MPI_COMM_WORLD);
-    const examples::gaussian_mixture mix = ring_of_gaussians();
+    const examples::gaussian_mixture mix = examples::ring_of_gaussians();
     const ddpm::noise_schedule schedule{ddpm::schedule_config{}}; // the paper's: linear, T = 1000
     examples::mixture_denoiser<float> model(mix, schedule);
     ddpm::ddpm_scheduler<float> ddpm_s(schedule);
@@ -175,62 +158,25 @@ int run(const options& opt) {
     return status;
 }
 
-bool parse_count(const char* s, auto& out) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(s, &end, 10);
-    if (end == s || *end != '\0') return false;
-    out = static_cast<std::remove_reference_t<decltype(out)>>(v);
-    return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    MPI_Init(&argc, &argv);
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     options opt;
-    int status = 0;
     bool small = false, n_given = false;
-    for (int i = 1; i < argc && status == 0; ++i) {
-        const std::string_view a = argv[i];
-        const bool has_value = i + 1 < argc;
-        if (a == "--help" || a == "-h") {
-            if (rank == 0) usage(stdout);
-            MPI_Finalize();
-            return 0;
-        } else if (a == "--small") {
-            small = true;
-        } else if (a == "--check") {
-            opt.check = true;
-        } else if (a == "--n" && has_value && parse_count(argv[++i], opt.n) && opt.n > 0) {
-            n_given = true;
-        } else if (a == "--steps" && has_value && parse_count(argv[++i], opt.steps) && opt.steps > 0) {
-        } else if (a == "--threads" && has_value && parse_count(argv[++i], opt.threads)) {
-        } else if (a == "--seed" && has_value && parse_count(argv[++i], opt.seed)) {
-        } else if (a == "--sampler" && has_value && (std::string_view(argv[i + 1]) == "ddpm" ||
-                                                      std::string_view(argv[i + 1]) == "ddim")) {
-            opt.sampler = argv[++i];
-        } else if (a == "--out" && has_value) {
-            opt.out = argv[++i];
-        } else {
-            if (rank == 0) {
-                std::fprintf(stderr, "mpi_sampling: bad argument '%s'\n", argv[i]);
-                usage(stderr);
-            }
-            status = 2;
-        }
-    }
-    if (small && !n_given) opt.n = 2000;
-    if (status == 0) {
-        try {
-            status = run(opt);
-        } catch (const std::exception& e) {
-            // Every rank throws the same ddpm error for a collective failure.
-            std::fprintf(stderr, "mpi_sampling (rank %d): %s\n", rank, e.what());
-            status = 1;
-        }
-    }
-    MPI_Finalize();
-    return status;
+    const auto parse = [&](std::string_view flag, const char* value) -> int {
+        if (flag == "--small") return small = true, 1;
+        if (flag == "--check") return opt.check = true, 1;
+        if (flag == "--n") return examples::parse_count(value, opt.n) && opt.n > 0 ? (n_given = true, 2) : 0;
+        if (flag == "--steps") return examples::parse_count(value, opt.steps) && opt.steps > 0 ? 2 : 0;
+        if (flag == "--threads") return examples::parse_count(value, opt.threads) ? 2 : 0;
+        if (flag == "--seed") return examples::parse_count(value, opt.seed) ? 2 : 0;
+        if (flag == "--sampler" && value && (std::string_view(value) == "ddpm" || std::string_view(value) == "ddim"))
+            return opt.sampler = value, 2;
+        if (flag == "--out" && value) return opt.out = value, 2;
+        return 0;
+    };
+    return examples::mpi_main(argc, argv, "mpi_sampling", usage, parse, [&] {
+        if (small && !n_given) opt.n = 2000;
+        return run(opt);
+    });
 }

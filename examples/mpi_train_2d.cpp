@@ -32,6 +32,7 @@
 #include "common/chart.hpp"
 #include "common/metrics.hpp"
 #include "common/mixture.hpp"
+#include "common/mpi_example.hpp"
 #include "common/plot.hpp"
 #include "common/png.hpp"
 #include "common/random.hpp"
@@ -44,8 +45,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
@@ -288,15 +287,7 @@ examples::canvas draw_loss(std::span<const double> ranks_loss, std::span<const d
 int run(const options& opt) {
     const dist::rank_info me = dist::ranks_of(MPI_COMM_WORLD);
     // The training set: 4000 points of a ring of 8 Gaussians, the same on every rank.
-    examples::gaussian_mixture mix;
-    mix.dim = D;
-    for (int k = 0; k < 8; ++k) {
-        mix.weights.push_back(1.0 / 8);
-        mix.means.push_back(1.6 * std::cos(2 * std::numbers::pi * k / 8));
-        mix.means.push_back(1.6 * std::sin(2 * std::numbers::pi * k / 8));
-        mix.stds.push_back(0.12);
-    }
-    mix.validate();
+    const examples::gaussian_mixture mix = examples::ring_of_gaussians();
     examples::normal_rng data_rng(opt.seed + 100);
     const std::vector<float> data = mix.sample<float>(4000, data_rng);
 
@@ -358,59 +349,23 @@ void usage(std::FILE* to) {
                to);
 }
 
-bool parse_count(const char* s, auto& out) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(s, &end, 10);
-    if (end == s || *end != '\0' || v == 0) return false;
-    out = static_cast<std::remove_reference_t<decltype(out)>>(v);
-    return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    MPI_Init(&argc, &argv);
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     options opt;
-    int status = 0;
     bool small = false, iters_given = false;
-    for (int i = 1; i < argc && status == 0; ++i) {
-        const std::string_view a = argv[i];
-        const bool has_value = i + 1 < argc;
-        if (a == "--help" || a == "-h") {
-            if (rank == 0) usage(stdout);
-            MPI_Finalize();
-            return 0;
-        } else if (a == "--small") {
-            small = true;
-        } else if (a == "--check") {
-            opt.check = true;
-        } else if (a == "--importance") {
-            opt.importance = true;
-        } else if (a == "--batch" && has_value && parse_count(argv[++i], opt.batch)) {
-        } else if (a == "--iters" && has_value && parse_count(argv[++i], opt.iters)) {
-            iters_given = true;
-        } else if (a == "--seed" && has_value && parse_count(argv[++i], opt.seed)) {
-        } else if (a == "--out" && has_value) {
-            opt.out = argv[++i];
-        } else {
-            if (rank == 0) {
-                std::fprintf(stderr, "mpi_train_2d: bad argument '%s'\n", argv[i]);
-                usage(stderr);
-            }
-            status = 2;
-        }
-    }
-    if (small && !iters_given) opt.iters = 300;
-    if (status == 0) {
-        try {
-            status = run(opt);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "mpi_train_2d (rank %d): %s\n", rank, e.what());
-            status = 1;
-        }
-    }
-    MPI_Finalize();
-    return status;
+    const auto parse = [&](std::string_view flag, const char* value) -> int {
+        if (flag == "--small") return small = true, 1;
+        if (flag == "--check") return opt.check = true, 1;
+        if (flag == "--importance") return opt.importance = true, 1;
+        if (flag == "--batch") return examples::parse_count(value, opt.batch) && opt.batch > 0 ? 2 : 0;
+        if (flag == "--iters") return examples::parse_count(value, opt.iters) && opt.iters > 0 ? (iters_given = true, 2) : 0;
+        if (flag == "--seed") return examples::parse_count(value, opt.seed) ? 2 : 0;
+        if (flag == "--out" && value) return opt.out = value, 2;
+        return 0;
+    };
+    return examples::mpi_main(argc, argv, "mpi_train_2d", usage, parse, [&] {
+        if (small && !iters_given) opt.iters = 300;
+        return run(opt);
+    });
 }

@@ -209,10 +209,14 @@ private:
 } // namespace detail
 
 /// Joins the worker threads of parallel_for's process-wide pool (at most the
-/// largest `threads` ever asked for, minus one). The next parallel_for on
-/// more than one thread starts them again. Must not be called from inside a
-/// parallel_for task.
-inline void release_worker_threads() { detail::shared_pool().release(); }
+/// largest `threads` ever asked for, minus one); waits for a running job
+/// first. The next parallel_for on more than one thread starts them again.
+/// Called from inside a parallel_for task (where joining would wait for
+/// itself) it does nothing.
+inline void release_worker_threads() {
+    if (detail::inside_parallel_task()) return;
+    detail::shared_pool().release();
+}
 
 /// Runs task(i) for i in [0, n) with the threads `exec` allows. Allocates
 /// nothing (once the pool has grown to the thread count); the calling thread

@@ -86,6 +86,12 @@ TEST_CASE("parallel_for: worker threads are bounded by the largest count and can
     ddpm::parallel_for(ddpm::execution{1}, b.size(), [&](std::size_t i) { b[i] = static_cast<int>(i * i % 97); });
     CHECK(a == b);
     CHECK(ddpm::detail::worker_thread_count() == 2);
+    // From inside a task, releasing would wait for itself: it does nothing.
+    const bool ok = finishes_within(std::chrono::seconds(20), [] {
+        ddpm::parallel_for(ddpm::execution{2}, 8, [](std::size_t) { ddpm::release_worker_threads(); });
+    });
+    REQUIRE(ok);
+    CHECK(ddpm::detail::worker_thread_count() == 2);
     ddpm::release_worker_threads();
 }
 

@@ -6,8 +6,9 @@
 //   sample_shard      every rank samples its contiguous slice of a global
 //                     batch with counter noise addressed by the GLOBAL sample
 //                     index: the union is bit-identical to the one-process run
-//                     for any rank count and thread count, for every scheduler
-//                     ddpm::sample / ddpm::ddim_sample accepts.
+//                     for any rank count and thread count, for DDPM, DDIM,
+//                     DPM-Solver and UniPC (any scheduler whose one-call
+//                     sampler draws its noise from a noise_source).
 //   gather_shards     the slices, concatenated in rank order, on one rank.
 //   update_all        a loss_second_moment_sampler fed with the losses of
 //                     every rank (all-gathered in rank order = global example
@@ -32,7 +33,9 @@
 #include "ddpm/samplers/chain.hpp"
 #include "ddpm/samplers/ddim.hpp"
 #include "ddpm/samplers/ddpm.hpp"
+#include "ddpm/samplers/dpm_solver.hpp"
 #include "ddpm/samplers/noise.hpp"
+#include "ddpm/samplers/unipc.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 
 #include <mpi.h>
@@ -141,24 +144,32 @@ struct rank_info {
 // Consistency of the options across ranks
 // ---------------------------------------------------------------------------
 
-/// Named 64-bit values every rank must agree on (integers as they are; floats
-/// by their bits; tables and schedules as hashes).
+/// Named 64-bit values every rank must agree on (integers as they are, reals
+/// by their bits, tables and schedules as hashes); the error message shows
+/// each kind as such.
 class fingerprint {
 public:
+    /// How a field's 64 bits are shown in the error message.
+    enum class kind { unsigned_integer, signed_integer, real, hash };
     struct field {
         std::string name;
         std::uint64_t value;
-        bool is_hash;
+        kind shown_as;
     };
 
     template <class I>
         requires std::integral<I> || std::is_enum_v<I>
     fingerprint& add(std::string name, I value) {
-        m_fields.push_back({std::move(name), static_cast<std::uint64_t>(value), false});
+        constexpr bool is_signed = [] {
+            if constexpr (std::is_enum_v<I>) return std::is_signed_v<std::underlying_type_t<I>>;
+            else return std::is_signed_v<I>;
+        }();
+        m_fields.push_back({std::move(name), static_cast<std::uint64_t>(value),
+                            is_signed ? kind::signed_integer : kind::unsigned_integer});
         return *this;
     }
     fingerprint& add(std::string name, double value) {
-        m_fields.push_back({std::move(name), std::bit_cast<std::uint64_t>(value), true});
+        m_fields.push_back({std::move(name), std::bit_cast<std::uint64_t>(value), kind::real});
         return *this;
     }
     /// A hash of a noise schedule: T, the profile and the float64 and float32 β tables, bit for bit.
@@ -168,7 +179,7 @@ public:
         h.add(static_cast<std::uint64_t>(s.profile()));
         h.add_all(std::span<const double>(s.f64().betas));
         h.add_all(std::span<const float>(s.f32().betas));
-        m_fields.push_back({std::move(name), h.value(), true});
+        m_fields.push_back({std::move(name), h.value(), kind::hash});
         return *this;
     }
     /// A hash of a sequence of numbers (timesteps, a parameter vector, …).
@@ -176,7 +187,7 @@ public:
     fingerprint& add_hash(std::string name, std::span<const T> values) {
         detail::hasher h;
         h.add_all(values);
-        m_fields.push_back({std::move(name), h.value(), true});
+        m_fields.push_back({std::move(name), h.value(), kind::hash});
         return *this;
     }
 
@@ -233,12 +244,19 @@ inline void check_consistent(MPI_Comm comm, const fingerprint& f, std::string_vi
         for (std::size_t r = 1; r < k; ++r) {
             const std::uint64_t a = all[i], b = all[r * n + i];
             if (a == b) continue;
+            const auto show = [&](std::uint64_t v) {
+                std::ostringstream os;
+                switch (fields[i].shown_as) {
+                case fingerprint::kind::unsigned_integer: os << v; break;
+                case fingerprint::kind::signed_integer: os << static_cast<std::int64_t>(v); break;
+                case fingerprint::kind::real: os.precision(17), os << std::bit_cast<double>(v); break;
+                case fingerprint::kind::hash: os << "hash 0x" << std::hex << v; break;
+                }
+                return os.str();
+            };
             std::ostringstream os;
-            os << where << ": the ranks disagree on " << fields[i].name << ": rank 0 has ";
-            if (fields[i].is_hash) os << "hash 0x" << std::hex << a << ", rank " << std::dec << r << " has hash 0x"
-                                      << std::hex << b;
-            else os << a << ", rank " << r << " has " << b;
-            os << " (every rank must pass the same options)";
+            os << where << ": the ranks disagree on " << fields[i].name << ": rank 0 has " << show(a) << ", rank " << r
+               << " has " << show(b) << " (every rank must pass the same options)";
             DDPM_THROW(mismatch_error(os.str()));
         }
     }
@@ -287,10 +305,33 @@ void run_collectively(MPI_Comm comm, std::string_view where, Work&& work) {
 // Sharded sampling
 // ---------------------------------------------------------------------------
 
-template <class S>
-struct is_ddim_scheduler : std::false_type {};
-template <class T>
-struct is_ddim_scheduler<ddim_scheduler<T>> : std::true_type {};
+namespace detail {
+
+template <class>
+inline constexpr bool always_false = false;
+
+/// The one-call sampler that accepts `scheduler`: ddim_sample,
+/// dpm_solver_sample, unipc_sample or ddpm::sample (all run the same
+/// detail::run_chain loop with the same noise addressing).
+template <class Scheduler, class Model, class T>
+void sample_whole(const Scheduler& scheduler, Model& model, const counter_noise& noise, std::span<T> out,
+                  const sampler_options& o) {
+    if constexpr (requires { ddpm::ddim_sample(scheduler, model, noise, out, o); })
+        ddpm::ddim_sample(scheduler, model, noise, out, o);
+    else if constexpr (requires { ddpm::dpm_solver_sample(scheduler, model, noise, out, o); })
+        ddpm::dpm_solver_sample(scheduler, model, noise, out, o);
+    else if constexpr (requires { ddpm::unipc_sample(scheduler, model, noise, out, o); })
+        ddpm::unipc_sample(scheduler, model, noise, out, o);
+    else if constexpr (requires { ddpm::sample(scheduler, model, noise, out, o); })
+        ddpm::sample(scheduler, model, noise, out, o);
+    else
+        static_assert(always_false<Scheduler>,
+                      "ddpm::distributed::sample_shard: none of ddpm::sample, ddim_sample, dpm_solver_sample, "
+                      "unipc_sample takes this scheduler; pass a callable run(out, noise, slice) that runs its "
+                      "sampler instead");
+}
+
+} // namespace detail
 
 /// Runs this rank's slice of a global batch of `global_batch` samples of
 /// `dim` elements. `run(std::span<T> out, const counter_noise& noise,
@@ -329,10 +370,11 @@ shard sample_shard(MPI_Comm comm, std::uint64_t seed, std::size_t global_batch, 
     return mine;
 }
 
-/// sample_shard with a scheduler: runs ddpm::ddim_sample for a
-/// ddim_scheduler and ddpm::sample for every other scheduler (DDPM and the
-/// solvers that plug into the same loop), with options.batch set to the
-/// shard. The fingerprint adds T, the schedule and the timesteps
+/// sample_shard with a scheduler: runs the one-call sampler that accepts it
+/// (ddpm::sample for ddpm_scheduler, ddim_sample, dpm_solver_sample,
+/// unipc_sample) on the shard, with options.batch set to the shard's count.
+/// For a scheduler whose driver has another name, use the overload above with
+/// a one-line callable. The fingerprint adds T, the schedule and the timesteps
 /// (scheduler_fingerprint). options.exec may differ between ranks: results do
 /// not depend on the thread count.
 template <class Scheduler, class Model, std::floating_point T>
@@ -345,10 +387,7 @@ shard sample_shard(MPI_Comm comm, const Scheduler& scheduler, Model&& model, std
         [&](std::span<T> out, const counter_noise& noise, const shard& slice) {
             sampler_options o = options;
             o.batch = slice.count;
-            if constexpr (is_ddim_scheduler<std::remove_cvref_t<Scheduler>>::value)
-                ddim_sample(scheduler, model, noise, out, o);
-            else
-                sample(scheduler, model, noise, out, o);
+            detail::sample_whole(scheduler, model, noise, out, o);
         },
         std::move(f), options.start_from_input);
 }

@@ -411,7 +411,21 @@ public:
     /// The position the next step() will take, or 0 before the first.
     [[nodiscard]] std::size_t step_index() const noexcept { return m_state.started ? m_state.step_index : 0; }
 
-    // ----- the chain interface (detail::run_chain), with the history in a per-run state.
+    // ----- the chain interface of the sampling loop, with the history in a
+    // per-run state (state_type, made once before the loop by make_state).
+    using state_type = detail::multistep_state<T>;
+    [[nodiscard]] state_type make_state(std::size_t batch, std::size_t dim) const {
+        state_type st;
+        st.resize(static_cast<std::size_t>(m_dpm.solver_order), batch * dim, dim, false);
+        st.started = true;
+        return st;
+    }
+    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>& noise,
+                 std::span<T> x_next, std::span<T> x0, std::size_t dim, detail::step_scratch<T>&, const execution& exec,
+                 state_type& st) const {
+        st.step_index = i;
+        static_cast<void>(advance(st, i, model_out, x, noise, x_next, x0, {x.size() / dim, dim, channels()}, exec));
+    }
     [[nodiscard]] std::size_t num_steps() const noexcept { return m_timesteps.size(); }
     [[nodiscard]] timestep_t model_timestep(std::size_t i) const noexcept { return m_timesteps[i]; }
     [[nodiscard]] std::size_t output_channels() const noexcept { return channels(); }
@@ -454,22 +468,19 @@ struct multistep_chain {
     [[nodiscard]] std::size_t output_channels() const noexcept { return s.output_channels(); }
     [[nodiscard]] bool adds_noise(std::size_t i) const noexcept { return s.adds_noise(i); }
     void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>& noise,
-                 std::span<T> x_next, std::span<T> x0, std::size_t dim, step_scratch<T>&, const execution& exec) const {
-        state.step_index = i;
-        static_cast<void>(s.advance(state, i, model_out, x, noise, x_next, x0,
-                                    {x.size() / dim, dim, s.output_channels()}, exec));
+                 std::span<T> x_next, std::span<T> x0, std::size_t dim, step_scratch<T>& scratch,
+                 const execution& exec) const {
+        s.step_at(i, model_out, x, noise, x_next, x0, dim, scratch, exec, state);
     }
 };
 
 /// Runs a multistep scheduler S (DPM-Solver, UniPC) through run_chain.
 template <class T, class S, class Model, class Noise, class Obs>
 std::size_t run_multistep(std::string_view where, const S& scheduler, Model& model, Noise& noise, std::span<T> out,
-                          const sampler_options& options, Obs& observe, std::size_t order, bool keeps_last_sample) {
+                          const sampler_options& options, Obs& observe) {
     if (scheduler.num_steps() == 0) throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
     const batch_shape shape = run_shape(where, out.size(), options.batch);
-    multistep_state<T> state;
-    state.resize(order, shape.elements(), shape.dim, keeps_last_sample);
-    state.started = true;
+    multistep_state<T> state = scheduler.make_state(shape.batch, shape.dim);
     const multistep_chain<T, S> chain{scheduler, state};
     chain_workspace<T> ws;
     return run_chain<T>(where, chain, model, noise, out, options, observe, ws);
@@ -501,7 +512,7 @@ std::size_t dpm_solver_sample(const dpm_solver_multistep_scheduler<T>& scheduler
                   "std::span<const T> x, std::span<const T> x0_hat)");
     if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
         return detail::run_multistep<T>("ddpm::dpm_solver_sample", scheduler, model, noise, as_mutable_span(out), options,
-                                        observe, static_cast<std::size_t>(scheduler.dpm().solver_order), false);
+                                        observe);
     } else {
         return 0;
     }

@@ -358,7 +358,20 @@ public:
     /// x̂_0 of the last step().
     [[nodiscard]] std::span<const T> pred_original_sample() const noexcept { return m_x0; }
 
-    // ----- the chain interface (detail::run_multistep).
+    // ----- the chain interface of the sampling loop (as DPM-Solver's).
+    using state_type = detail::multistep_state<T>;
+    [[nodiscard]] state_type make_state(std::size_t batch, std::size_t dim) const {
+        state_type st;
+        st.resize(static_cast<std::size_t>(m_uni.solver_order) + 1, batch * dim, dim, true);
+        st.started = true;
+        return st;
+    }
+    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>&,
+                 std::span<T> x_next, std::span<T> x0, std::size_t dim, detail::step_scratch<T>&, const execution& exec,
+                 state_type& st) const {
+        st.step_index = i;
+        static_cast<void>(advance(st, i, model_out, x, x_next, x0, {x.size() / dim, dim, channels()}, exec));
+    }
     [[nodiscard]] std::size_t num_steps() const noexcept { return m_timesteps.size(); }
     [[nodiscard]] timestep_t model_timestep(std::size_t i) const noexcept { return m_timesteps[i]; }
     [[nodiscard]] std::size_t output_channels() const noexcept { return channels(); }
@@ -371,11 +384,6 @@ public:
                                                d, exec);
         return detail::unipc_advance<T, double>(m_uni, m_options, m_sigmas, m_timesteps.size(), st, i, out, x, x_next,
                                                 x0, d, exec);
-    }
-    detail::unipc_step_info advance(detail::multistep_state<T>& st, std::size_t i, std::span<const T> out,
-                                    std::span<const T> x, const kernels::step_noise<T>&, std::span<T> x_next,
-                                    std::span<T> x0, detail::multistep_dims d, const execution& exec) const {
-        return advance(st, i, out, x, x_next, x0, d, exec);
     }
 
 private:
@@ -409,7 +417,7 @@ std::size_t unipc_sample(const unipc_scheduler<T>& scheduler, Model&& model, Noi
                   "std::span<const T> x, std::span<const T> x0_hat)");
     if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
         return detail::run_multistep<T>("ddpm::unipc_sample", scheduler, model, noise, as_mutable_span(out), options,
-                                        observe, static_cast<std::size_t>(scheduler.uni().solver_order) + 1, true);
+                                        observe);
     } else {
         return 0;
     }

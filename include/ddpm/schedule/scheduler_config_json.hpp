@@ -438,10 +438,9 @@ inline void show_into(std::string& out, const nlohmann::json& v, int depth) {
     return c;
 }
 
-/// The text of a scheduler_config.json: size cap, Python's NaN/Infinity,
-/// JSON with bounded nesting, then parse(). `where` names the caller.
-[[nodiscard]] inline scheduler_config parse_text(std::string_view text, std::vector<std::string>* warnings,
-                                                 const std::string& where) {
+/// The JSON of a scheduler_config.json's text: size cap, Python's
+/// NaN/Infinity, bounded nesting. `where` names the caller.
+[[nodiscard]] inline nlohmann::json json_of_text(std::string_view text, const std::string& where) {
     if (text.size() > max_scheduler_config_bytes)
         throw_invalid(where, "size", std::to_string(text.size()) + " bytes",
                       "at most " + std::to_string(max_scheduler_config_bytes) +
@@ -456,10 +455,60 @@ inline void show_into(std::string& out, const nlohmann::json& v, int depth) {
                               " levels deep (a scheduler_config.json is 2 deep)");
         return true;
     };
-    const nlohmann::json j = nlohmann::json::parse(quote_python_nonfinite(text), depth_limit,
-                                                   /*allow_exceptions=*/false);
+    nlohmann::json j = nlohmann::json::parse(quote_python_nonfinite(text), depth_limit,
+                                             /*allow_exceptions=*/false);
     if (j.is_discarded()) throw_invalid(where, "text", shorten(std::string(text)), "valid JSON");
-    return parse(j, warnings, where);
+    return j;
+}
+
+/// The text of a scheduler_config.json: json_of_text(), then parse().
+[[nodiscard]] inline scheduler_config parse_text(std::string_view text, std::vector<std::string>* warnings,
+                                                 const std::string& where) {
+    return parse(json_of_text(text, where), warnings, where);
+}
+
+/// The file a path names (a scheduler_config.json, or a pipeline folder
+/// holding one) and its text, read no further than the size cap.
+struct config_file {
+    std::string file, text;
+};
+
+[[nodiscard]] inline config_file read_config_file(const std::string& path, std::string_view where) {
+    namespace fs = std::filesystem;
+    std::string file = path;
+    std::error_code ec;
+    if (fs::is_directory(fs::path(path), ec)) {
+        const fs::path candidates[] = {fs::path(path) / "scheduler_config.json",
+                                       fs::path(path) / "scheduler" / "scheduler_config.json"};
+        file.clear();
+        for (const auto& candidate : candidates)
+            if (fs::is_regular_file(candidate, ec)) {
+                file = candidate.string();
+                break;
+            }
+        if (file.empty())
+            throw_invalid(where, "path", path,
+                          "a scheduler_config.json file, or a directory holding scheduler_config.json "
+                          "or scheduler/scheduler_config.json");
+    }
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw_invalid(where, "path", file, "a readable scheduler_config.json");
+    // Read in chunks and stop one byte past the cap: a pipe or /dev/stdin has
+    // no size to ask for, and must not be read to its end first.
+    std::string text;
+    constexpr std::size_t chunk = 64 * 1024;
+    while (in && text.size() <= max_scheduler_config_bytes) {
+        const std::size_t old_size = text.size();
+        text.resize(old_size + chunk);
+        in.read(text.data() + old_size, static_cast<std::streamsize>(chunk));
+        text.resize(old_size + static_cast<std::size_t>(in.gcount()));
+    }
+    if (in.bad()) throw_invalid(where, "path", file, "a readable scheduler_config.json");
+    if (text.size() > max_scheduler_config_bytes)
+        throw_invalid(where, "path", file,
+                      "a file of at most " + std::to_string(max_scheduler_config_bytes) +
+                          " bytes (16 MiB; a scheduler_config.json is a few KB): this one is larger");
+    return {std::move(file), std::move(text)};
 }
 
 } // namespace detail::scheduler_json
@@ -505,41 +554,8 @@ inline void show_into(std::string& out, const nlohmann::json& v, int depth) {
 ///         it; the message names the file.
 [[nodiscard]] inline scheduler_config load_scheduler_config(const std::string& path,
                                                             std::vector<std::string>* warnings = nullptr) {
-    namespace fs = std::filesystem;
-    std::string file = path;
-    std::error_code ec;
-    if (fs::is_directory(fs::path(path), ec)) {
-        const fs::path candidates[] = {fs::path(path) / "scheduler_config.json",
-                                       fs::path(path) / "scheduler" / "scheduler_config.json"};
-        file.clear();
-        for (const auto& candidate : candidates)
-            if (fs::is_regular_file(candidate, ec)) {
-                file = candidate.string();
-                break;
-            }
-        if (file.empty())
-            detail::throw_invalid("ddpm::load_scheduler_config", "path", path,
-                                  "a scheduler_config.json file, or a directory holding scheduler_config.json "
-                                  "or scheduler/scheduler_config.json");
-    }
-    std::ifstream in(file, std::ios::binary);
-    if (!in) detail::throw_invalid("ddpm::load_scheduler_config", "path", file, "a readable scheduler_config.json");
-    // Read in chunks and stop one byte past the cap: a pipe or /dev/stdin has
-    // no size to ask for, and must not be read to its end first.
-    std::string text;
-    constexpr std::size_t chunk = 64 * 1024;
-    while (in && text.size() <= max_scheduler_config_bytes) {
-        const std::size_t old_size = text.size();
-        text.resize(old_size + chunk);
-        in.read(text.data() + old_size, static_cast<std::streamsize>(chunk));
-        text.resize(old_size + static_cast<std::size_t>(in.gcount()));
-    }
-    if (in.bad()) detail::throw_invalid("ddpm::load_scheduler_config", "path", file, "a readable scheduler_config.json");
-    if (text.size() > max_scheduler_config_bytes)
-        detail::throw_invalid("ddpm::load_scheduler_config", "path", file,
-                              "a file of at most " + std::to_string(max_scheduler_config_bytes) +
-                                  " bytes (16 MiB; a scheduler_config.json is a few KB): this one is larger");
-    return detail::scheduler_json::parse_text(text, warnings, "ddpm::load_scheduler_config(" + file + ")");
+    const auto f = detail::scheduler_json::read_config_file(path, "ddpm::load_scheduler_config");
+    return detail::scheduler_json::parse_text(f.text, warnings, "ddpm::load_scheduler_config(" + f.file + ")");
 }
 
 } // namespace ddpm
