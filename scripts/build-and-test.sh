@@ -11,9 +11,11 @@
 #   (any UB report fails the test), RelWithDebInfo, CUDA and benchmarks off.
 #   DDPM_SANITIZE_AREAS (a ;-list of tests/ subfolders, default: all) picks the
 #   test areas.
-# --tsan: -fsanitize=thread, test areas DDPM_TSAN_AREAS (default "core;kernels":
-#   the thread pool, the threaded kernels and samplers), tests whose name
-#   matches DDPM_TSAN_TESTS (default: the pool and the kernels).
+# --tsan: -fsanitize=thread; configures the test areas DDPM_TSAN_AREAS (default
+#   "core;kernels"), builds the targets DDPM_TSAN_TARGETS (default
+#   "test_parallel test_kernels": the thread pool and the kernels on 1-3
+#   threads) and runs the tests whose name matches DDPM_TSAN_TESTS (default
+#   "test_parallel|test_kernels").
 #
 # Environment: DDPM_BUILD_DIR (default: build, build-sanitize or build-tsan,
 # relative to the repository root), DDPM_CMAKE_ARGS (extra configure arguments,
@@ -37,6 +39,7 @@ fi
 jobs="$(nproc 2>/dev/null || echo 2)"
 mode_args=()
 ctest_args=()
+build_targets=()
 case "$mode" in
 plain)
     build_dir="${DDPM_BUILD_DIR:-build}"
@@ -58,6 +61,8 @@ tsan)
                "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread"
                -DDDPM_ENABLE_CUDA=OFF -DDDPM_BUILD_BENCHMARKS=OFF -DDDPM_BUILD_EXAMPLES=OFF
                "-DDDPM_TEST_AREAS=${DDPM_TSAN_AREAS:-core;kernels}")
+    # shellcheck disable=SC2206  # a space-separated list on purpose
+    build_targets=(--target ${DDPM_TSAN_TARGETS:-test_parallel test_kernels})
     ctest_args=(-R "${DDPM_TSAN_TESTS:-test_parallel|test_kernels}")
     export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
     ;;
@@ -74,7 +79,7 @@ extra=(${DDPM_CMAKE_ARGS:-})
 start=$(date +%s)
 cmake -S . -B "$build_dir" "${generator[@]}" \
     "${mode_args[@]}" -DDDPM_BUILD_TESTS=ON "${extra[@]}"
-cmake --build "$build_dir" -j "$jobs"
+cmake --build "$build_dir" -j "$jobs" "${build_targets[@]}"
 built=$(date +%s)
 rc=0
 ctest --test-dir "$build_dir" --output-on-failure -j2 "${ctest_args[@]}" "$@" || rc=$?

@@ -126,6 +126,33 @@ TEST_CASE("sharded DPM-Solver (SDE, with noise) and UniPC sampling are bit-ident
                               const ddpm::sampler_options& o) { ddpm::unipc_sample(unipc, model, noise, out, o); });
 }
 
+TEST_CASE("sharded sampling from the caller's x_T (start_from_input) equals one process") {
+    constexpr std::size_t global = 7, D = 5;
+    const ddpm::noise_schedule schedule{ddpm::schedule_config{.num_train_timesteps = 100}};
+    ddpm::ddim_scheduler<float> scheduler(schedule, {}, ddpm::ddim_options{.eta = 0.5});
+    scheduler.set_timesteps(6);
+    const row_model<float> model{D, 100.0};
+    std::vector<float> x_T(global * D);
+    for (std::size_t i = 0; i < x_T.size(); ++i) x_T[i] = std::sin(static_cast<float>(i)) * 1.5f;
+    std::vector<float> reference = x_T;
+    ddpm::ddim_sample(scheduler, model, ddpm::counter_noise(3, D), reference,
+                      ddpm::sampler_options{.batch = global, .start_from_input = true});
+
+    const dist::shard s = dist::shard_of(MPI_COMM_WORLD, global);
+    std::vector<float> local(x_T.begin() + static_cast<std::ptrdiff_t>(s.first * D),
+                             x_T.begin() + static_cast<std::ptrdiff_t>(s.end() * D));
+    dist::sample_shard(MPI_COMM_WORLD, scheduler, model, 3u, global, D, local,
+                       ddpm::sampler_options{.start_from_input = true});
+    CHECK(same_bits<float>(local, std::span<const float>(reference).subspan(s.first * D, s.count * D)));
+
+    // The local x_T must hold exactly the shard: a wrong size throws on every rank.
+    std::vector<float> wrong(s.count * D + 1, 0.0f);
+    CHECK_THROWS_AS(dist::sample_shard(MPI_COMM_WORLD, scheduler, model, 3u, global, D, wrong,
+                                       ddpm::sampler_options{.start_from_input = true}),
+                    ddpm::error);
+    CHECK(wrong == std::vector<float>(s.count * D + 1, 0.0f));
+}
+
 TEST_CASE("the generic sample_shard runs any one-process sampler on the rank's slice") {
     // A stand-in for a scheduler ddpm does not know: x_0 = 2 z + global index.
     const dist::rank_info me = world();
@@ -198,6 +225,14 @@ TEST_CASE("update_all: a size mismatch on one rank throws the same error on ever
     // A non-finite loss (on any rank) throws from update on every rank.
     const std::vector<double> bad = me.rank == 0 ? std::vector<double>{0.5, std::nan("")} : std::vector<double>{0.5, 0.25};
     CHECK_THROWS_WITH(dist::update_all(MPI_COMM_WORLD, sampler, t, bad), Catch::Contains("a finite number"));
+    // Samplers built differently on one rank.
+    if (me.size > 1) {
+        ddpm::loss_second_moment_sampler other(10, 2, me.rank == me.size - 1 ? 0.25 : 0.5);
+        const std::vector<double> ok{0.5, 0.25};
+        CHECK_THROWS_WITH(dist::update_all(MPI_COMM_WORLD, other, t, ok),
+                          Catch::Contains("the ranks disagree on uniform_prob: rank 0 has 0.5, rank " +
+                                          std::to_string(me.size - 1) + " has 0.25"));
+    }
 }
 
 TEST_CASE("options that differ across ranks throw the same clear error on every rank") {

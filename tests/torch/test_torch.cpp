@@ -327,6 +327,17 @@ TEST_CASE("a TorchScript module saved from Python loads, equals the module by ha
         CHECK(ddpm::sample(ancestral, net, ddpm::counter_noise(8, D), tensor_out, {.batch = B}) == 50);
         CHECK(torch::isfinite(tensor_out).all().item<bool>());
     }
+    SECTION("Euler (real-valued timesteps) through a float32-timestep wrapper") {
+        ddpm::euler_scheduler<float> euler(schedule());
+        euler.set_timesteps(10); // linspace: fractional timesteps
+        ddpm::torch_denoiser fnet(module, {2, 6, 5}, {.timesteps = ddpm::torch_timestep_type::float32});
+        std::vector<float> images(B * D);
+        CHECK(ddpm::sample(euler, fnet, ddpm::counter_noise(9, D), images, {.batch = B, .check_finite = true}) == 10);
+        CHECK(std::all_of(images.begin(), images.end(), [](float v) { return std::isfinite(v); }));
+        // The int64 wrapper refuses fractional timesteps instead of truncating them.
+        CHECK_THROWS_WITH(ddpm::sample(euler, net, ddpm::counter_noise(9, D), images, {.batch = B}),
+                          Contains("whole numbers"));
+    }
     SECTION("conditioned and tuple-returning modules") {
         auto conditioned = load_scripted("tiny_conditioned.pt");
         const at::Tensor labels = torch::tensor(std::vector<std::int64_t>{0, 1, 2, 1});

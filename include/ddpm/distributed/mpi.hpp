@@ -144,24 +144,32 @@ struct rank_info {
 // Consistency of the options across ranks
 // ---------------------------------------------------------------------------
 
-/// Named 64-bit values every rank must agree on (integers as they are; floats
-/// by their bits; tables and schedules as hashes).
+/// Named 64-bit values every rank must agree on (integers as they are, reals
+/// by their bits, tables and schedules as hashes); the error message shows
+/// each kind as such.
 class fingerprint {
 public:
+    /// How a field's 64 bits are shown in the error message.
+    enum class kind { unsigned_integer, signed_integer, real, hash };
     struct field {
         std::string name;
         std::uint64_t value;
-        bool is_hash;
+        kind shown_as;
     };
 
     template <class I>
         requires std::integral<I> || std::is_enum_v<I>
     fingerprint& add(std::string name, I value) {
-        m_fields.push_back({std::move(name), static_cast<std::uint64_t>(value), false});
+        constexpr bool is_signed = [] {
+            if constexpr (std::is_enum_v<I>) return std::is_signed_v<std::underlying_type_t<I>>;
+            else return std::is_signed_v<I>;
+        }();
+        m_fields.push_back({std::move(name), static_cast<std::uint64_t>(value),
+                            is_signed ? kind::signed_integer : kind::unsigned_integer});
         return *this;
     }
     fingerprint& add(std::string name, double value) {
-        m_fields.push_back({std::move(name), std::bit_cast<std::uint64_t>(value), true});
+        m_fields.push_back({std::move(name), std::bit_cast<std::uint64_t>(value), kind::real});
         return *this;
     }
     /// A hash of a noise schedule: T, the profile and the float64 and float32 β tables, bit for bit.
@@ -171,7 +179,7 @@ public:
         h.add(static_cast<std::uint64_t>(s.profile()));
         h.add_all(std::span<const double>(s.f64().betas));
         h.add_all(std::span<const float>(s.f32().betas));
-        m_fields.push_back({std::move(name), h.value(), true});
+        m_fields.push_back({std::move(name), h.value(), kind::hash});
         return *this;
     }
     /// A hash of a sequence of numbers (timesteps, a parameter vector, …).
@@ -179,7 +187,7 @@ public:
     fingerprint& add_hash(std::string name, std::span<const T> values) {
         detail::hasher h;
         h.add_all(values);
-        m_fields.push_back({std::move(name), h.value(), true});
+        m_fields.push_back({std::move(name), h.value(), kind::hash});
         return *this;
     }
 
@@ -236,12 +244,19 @@ inline void check_consistent(MPI_Comm comm, const fingerprint& f, std::string_vi
         for (std::size_t r = 1; r < k; ++r) {
             const std::uint64_t a = all[i], b = all[r * n + i];
             if (a == b) continue;
+            const auto show = [&](std::uint64_t v) {
+                std::ostringstream os;
+                switch (fields[i].shown_as) {
+                case fingerprint::kind::unsigned_integer: os << v; break;
+                case fingerprint::kind::signed_integer: os << static_cast<std::int64_t>(v); break;
+                case fingerprint::kind::real: os.precision(17), os << std::bit_cast<double>(v); break;
+                case fingerprint::kind::hash: os << "hash 0x" << std::hex << v; break;
+                }
+                return os.str();
+            };
             std::ostringstream os;
-            os << where << ": the ranks disagree on " << fields[i].name << ": rank 0 has ";
-            if (fields[i].is_hash) os << "hash 0x" << std::hex << a << ", rank " << std::dec << r << " has hash 0x"
-                                      << std::hex << b;
-            else os << a << ", rank " << r << " has " << b;
-            os << " (every rank must pass the same options)";
+            os << where << ": the ranks disagree on " << fields[i].name << ": rank 0 has " << show(a) << ", rank " << r
+               << " has " << show(b) << " (every rank must pass the same options)";
             DDPM_THROW(mismatch_error(os.str()));
         }
     }
