@@ -375,25 +375,10 @@ public:
         static_assert(std::is_same_v<T, detail::value_of<MO>> && std::is_same_v<T, detail::value_of<X>> &&
                           std::is_same_v<T, detail::value_of<N>> && std::is_same_v<T, detail::value_of<P>>,
                       "ddpm::dpm_solver_multistep_scheduler::step: every buffer must hold the scheduler's T");
-        if (m_timesteps.empty())
-            detail::throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps before stepping");
-        if (batch == 0) detail::throw_invalid(where, "batch", 0, ">= 1");
-        const detail::batch_shape shape = detail::shape_from(where, batch, "sample", x.size());
-        detail::check_model_output(where, m_options.variance, out.size(), shape);
-        detail::check_size(where, "prev_sample", prev.size(), shape.elements());
         const bool sde = m_dpm.algorithm == dpm_algorithm::sde_dpmsolver_pp;
-        if (sde) detail::check_size(where, "noise", z.size(), shape.elements(), "elements (B x D) for sde-dpmsolver++");
-        const std::size_t i = m_state.started ? m_state.step_index : detail::multistep_index_for(where, m_timesteps, t);
-        if (i >= m_timesteps.size())
-            detail::throw_invalid(where, "step", i, "< " + std::to_string(m_timesteps.size()) +
-                                                        " (every timestep was stepped; call set_timesteps again)");
-        if (!m_state.started) {
-            m_state.resize(static_cast<std::size_t>(m_dpm.solver_order), shape.elements(), shape.dim, false);
-            m_state.started = true;
-        } else if (m_state.elements != shape.elements()) {
-            detail::throw_invalid(where, "sample.size()", x.size(),
-                                  std::to_string(m_state.elements) + " (the size of the run's first step)");
-        }
+        const auto [shape, i] = detail::begin_multistep_step<T>(
+            where, m_timesteps, m_state, static_cast<std::size_t>(m_dpm.solver_order), false, m_options.variance, batch, t,
+            out.size(), x.size(), prev.size(), sde, z.size());
         m_x0.resize(shape.elements());
         const auto zn = sde ? kernels::step_noise<T>::from(z) : kernels::step_noise<T>::none();
         m_last_order = advance(m_state, i, out, x, zn, prev, std::span<T>(m_x0), {shape.batch, shape.dim, channels()}, {});

@@ -325,23 +325,9 @@ public:
         const auto out = as_span(model_output);
         const auto x = as_span(sample);
         auto prev = as_mutable_span(prev_sample);
-        if (m_timesteps.empty())
-            detail::throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps before stepping");
-        if (batch == 0) detail::throw_invalid(where, "batch", 0, ">= 1");
-        const detail::batch_shape shape = detail::shape_from(where, batch, "sample", x.size());
-        detail::check_model_output(where, m_options.variance, out.size(), shape);
-        detail::check_size(where, "prev_sample", prev.size(), shape.elements());
-        const std::size_t i = m_state.started ? m_state.step_index : detail::multistep_index_for(where, m_timesteps, t);
-        if (i >= m_timesteps.size())
-            detail::throw_invalid(where, "step", i, "< " + std::to_string(m_timesteps.size()) +
-                                                        " (every timestep was stepped; call set_timesteps again)");
-        if (!m_state.started) {
-            m_state.resize(static_cast<std::size_t>(m_uni.solver_order) + 1, shape.elements(), shape.dim, true);
-            m_state.started = true;
-        } else if (m_state.elements != shape.elements()) {
-            detail::throw_invalid(where, "sample.size()", x.size(),
-                                  std::to_string(m_state.elements) + " (the size of the run's first step)");
-        }
+        const auto [shape, i] = detail::begin_multistep_step<T>(
+            where, m_timesteps, m_state, static_cast<std::size_t>(m_uni.solver_order) + 1, true, m_options.variance, batch,
+            t, out.size(), x.size(), prev.size());
         m_x0.resize(shape.elements());
         m_last = advance(m_state, i, out, x, prev, std::span<T>(m_x0), {shape.batch, shape.dim, channels()}, {});
         m_state.step_index = i + 1;
