@@ -1,6 +1,6 @@
 // bits_per_dim — the variational bound of a DDPM in bits/dim, next to the
 // true negative log-likelihood it bounds (Ho et al. 2020, eq. 5 and §4.2;
-// MATH.md, "The variational bound and bits/dim").
+// docs/math.md#likelihood-and-bits-per-dimension).
 //
 //   L = L_T + Σ_{t=2}^{T} L_{t−1} + L_0   ≥   −log p_θ(x_0)
 //
@@ -16,8 +16,8 @@
 // mass on each cell, examples/common/mixture.hpp). Its entropy — the true
 // NLL, E[−log₂ P(x_0)]/D — is the best any model can do.
 //
-// The model: the exact ε-predictor of the continuous mixture (MATH.md,
-// "Analytic denoisers") on the paper's linear schedule with T = 1000, with
+// The model: the exact ε-predictor of the continuous mixture (docs/math.md
+// #analytic-denoisers) on the paper's linear schedule with T = 1000, with
 // three choices of the reverse variance σ_t² of p_θ(x_{t−1} | x_t):
 //   fixed_small  β̃_t, the posterior variance (exact if x_0 were known)
 //   fixed_large  β_t (Ho et al. 2020 §3.2: the two extremes of σ_t²)

@@ -1,6 +1,6 @@
 // examples/cuda_sampling.cu — sampling on the GPU with a hand-written CUDA
-// ε-network: the exact ε-predictor of a 2-D Gaussian mixture (MATH.md,
-// "Analytic denoisers"), run through ddpm::cuda::ddpm_sampler (1000-step
+// ε-network: the exact ε-predictor of a 2-D Gaussian mixture (docs/math.md
+// #analytic-denoisers), run through ddpm::cuda::ddpm_sampler (1000-step
 // ancestral DDPM) and ddpm::cuda::ddim_sampler (50 steps, η = 0), timed per
 // step with CUDA events, plain and replayed from a captured CUDA graph. The
 // mixture weights recovered from the samples are compared with the true ones.
@@ -37,7 +37,7 @@ struct mixture {
     float stddev[max_components] = {0.3f, 0.5f, 0.4f, 1.0f};
 };
 
-/// The exact ε-predictor (MATH.md): q(x_t) = Σ_k π_k N(√ᾱ m_k, v_k I),
+/// The exact ε-predictor (docs/math.md#analytic-denoisers): q(x_t) = Σ_k π_k N(√ᾱ m_k, v_k I),
 /// v_k = ᾱ s_k² + 1 − ᾱ; ε* = Σ_k r_k(x_t) √(1 − ᾱ)(x_t − √ᾱ m_k)/v_k with the
 /// responsibilities r_k ∝ π_k N(x_t; √ᾱ m_k, v_k I). One thread per sample.
 __global__ void mixture_eps_kernel(const float* x, const ddpm::timestep_t* t, float* out, int batch,
@@ -196,12 +196,12 @@ int main(int argc, char** argv) {
         ddpm::cuda::device_buffer<float> x(static_cast<std::size_t>(samples * 2));
 
         const ddpm::ddpm_scheduler<float> full(schedule, {});
-        ddpm::cuda::ddpm_sampler<float> ddpm_gpu(full, samples, 2);
+        ddpm::cuda::ddpm_sampler<float> ddpm_gpu(full, samples, 2, stream); // setup copies on `stream`
         const bool ok1 = run("DDPM (ancestral, fixed_small)", ddpm_gpu, net, x.data(), samples, stream, m, tolerance);
 
         ddpm::ddim_scheduler<float> ddim(schedule, {}); // η = 0
         ddim.set_timesteps(50);                          // diffusers' "leading": 980, 960, …, 0
-        ddpm::cuda::ddim_sampler<float> ddim_gpu(ddim, samples, 2);
+        ddpm::cuda::ddim_sampler<float> ddim_gpu(ddim, samples, 2, stream);
         const bool ok2 = run("DDIM (50 steps, eta = 0)", ddim_gpu, net, x.data(), samples, stream, m, tolerance);
 
         DDPM_CUDA_CHECK(cudaStreamDestroy(stream));

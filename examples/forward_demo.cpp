@@ -227,7 +227,7 @@ int run(const options& opt) {
     // ---- 3. The paper's check values (§4) -----------------------------------
     // L_T = KL(q(x_T | x_0) ‖ N(0, I)) per dimension, averaged over the
     // picture, in bits: ½ (−1 − log σ² + σ² + μ²) / ln 2 with μ = √ᾱ_T x_0,
-    // σ² = 1 − ᾱ_T (MATH.md, "The variational bound and bits/dim").
+    // σ² = 1 − ᾱ_T (docs/math.md#likelihood-and-bits-per-dimension).
     const auto last = static_cast<std::size_t>(T - 1);
     const double abar_T = tab.alphas_cumprod[last];
     const double var_T = 1.0 - abar_T;

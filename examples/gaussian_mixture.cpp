@@ -3,7 +3,7 @@
 // answer, with no training noise to hide anything.
 //
 // The data is x_0 ~ Σ_k π_k N(m_k, s_k² I) (5 components). Its best possible
-// ε-network is known in closed form (MATH.md, "Analytic denoisers";
+// ε-network is known in closed form (docs/math.md#analytic-denoisers;
 // examples/common/mixture.hpp): the responsibility-weighted combination of the
 // per-component predictors √(1 − ᾱ_t)(x_t − √ᾱ_t m_k)/(ᾱ_t s_k² + 1 − ᾱ_t).
 //
@@ -189,7 +189,7 @@ int run(const options& opt) {
     const ddpm::noise_schedule schedule{ddpm::schedule_config{}}; // the paper's linear 1e-4 → 0.02, T = 1000
     const auto T = schedule.size();
 
-    std::printf("Exact eps-predictor of a 2-D mixture of %zu Gaussians (MATH.md, \"Analytic denoisers\")\n", K);
+    std::printf("Exact eps-predictor of a 2-D mixture of %zu Gaussians (docs/math.md, \"Analytic denoisers\")\n", K);
     std::printf("schedule: linear beta 1e-4 -> 0.02, T = %lld; %zu samples per set; seed %llu\n\n",
                 static_cast<long long>(T), n, static_cast<unsigned long long>(opt.seed));
 

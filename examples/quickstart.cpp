@@ -1,6 +1,6 @@
 // quickstart — ancestral DDPM sampling (Ho et al. 2020, Algorithm 2) from your own ε-network.
-// The "network" here is the exact ε-predictor for data x_0 ~ N(m, s² I) (MATH.md, "Analytic
-// denoisers"), so the samples must come out with mean m and standard deviation s.
+// The "network" here is the exact ε-predictor for data x_0 ~ N(m, s² I) (docs/math.md
+// #analytic-denoisers), so the samples must come out with mean m and standard deviation s.
 #include <ddpm/ddpm.hpp>
 
 #include <cmath>

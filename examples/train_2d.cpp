@@ -365,8 +365,8 @@ int run(const options& opt) {
         timestep_sampler.sample(rng.engine(), t, weights);            // t ~ Uniform{0..T−1}, weight 1
         ddpm::random::fill_normal(std::span<float>(eps.data(), eps.size()), opt.seed, /*sample*/ 0,
                                   static_cast<std::uint32_t>(it));   // ε ~ N(0, I), keyed on the iteration
-        ddpm::q_sample(schedule, x0, eps, t, xt);                      // x_t (kernels::forward_noise in
-                                                                       // ddpm/kernels/fused.hpp fuses these two lines)
+        ddpm::q_sample(schedule, x0, eps, t, xt);                      // x_t (q_sample(…, ddpm::counter_noise(seed),
+                                                                       // step, xt, eps) fuses these two lines)
         ddpm::training_target(schedule, ddpm::prediction_type::epsilon, x0, eps, t, target); // = ε
         const matrix& pred = net.forward(params, xt, t);
         const double loss = ddpm::weighted_mse(pred, target, weights, batch); // L_simple

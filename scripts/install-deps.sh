@@ -34,6 +34,16 @@ packages+=(
     nlohmann-json3-dev   # golden-file tests
     librandom123-dev     # Philox known-answer tests
     libstb-dev           # demo pictures (stb_image_write)
+    libopenmpi-dev       # distributed/mpi.hpp, its tests (ctest -L mpi) and examples/mpi_*
+    openmpi-bin          # mpirun, for those tests and examples
+)
+
+# The LibTorch route (ddpm/adapters/torch.hpp, tests/torch, examples/fashion_mnist).
+packages+=(
+    libtorch-dev          # LibTorch (CPU): the adapter, its tests, the Fashion-MNIST example
+    python3-torch         # TorchScript fixtures of tests/torch; examples/fashion_mnist/export.py
+    dataset-fashion-mnist # the Fashion-MNIST IDX files (/usr/share/datasets/fashion-mnist)
+    zlib1g-dev            # reads the gzipped IDX files
 )
 
 usage() {

@@ -1,5 +1,5 @@
 // examples/common/mixture.hpp — an isotropic Gaussian mixture and its exact
-// ε-predictor (MATH.md, "Analytic denoisers"), shared by the demos.
+// ε-predictor (docs/math.md#analytic-denoisers), shared by the demos.
 //
 // Data x_0 ~ Σ_k π_k N(m_k, s_k² I) in D dimensions. The forward process maps
 // it to another mixture,

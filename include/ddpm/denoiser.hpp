@@ -1,5 +1,5 @@
 // ddpm/denoiser.hpp — the plug-in point: what a network must look like for the
-// samplers to call it (DESIGN.md, layer 6).
+// samplers to call it (docs/design.md#the-plug-in-point).
 //
 // ## Named requirement: Denoiser<T>
 //

@@ -6,6 +6,7 @@
 //   ddpm::error              (mixin; what() is the message)
 //   ├── ddpm::invalid_argument : std::invalid_argument   bad configuration or input
 //   ├── ddpm::numerical_error  : std::runtime_error      non-finite values found by a check
+//   ├── ddpm::allocation_error : std::bad_alloc          a table or buffer could not be allocated
 //   └── ddpm::cuda_error       : std::runtime_error      a CUDA call failed (see ddpm/cuda.cuh)
 //
 // ddpm::error deliberately does not derive from std::exception itself, so that
@@ -14,6 +15,8 @@
 
 #include "ddpm/config.hpp"
 
+#include <memory>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -49,6 +52,19 @@ public:
     [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
 };
 
+/// Memory for a table or buffer could not be allocated (std::bad_alloc or
+/// std::length_error inside ddpm). Still a std::bad_alloc for callers that
+/// catch that; the message names the call and what was being allocated.
+class allocation_error : public std::bad_alloc, public error {
+public:
+    explicit allocation_error(const std::string& message)
+        : m_message(std::make_shared<const std::string>(message)) {}
+    [[nodiscard]] const char* what() const noexcept override { return m_message->c_str(); }
+
+private:
+    std::shared_ptr<const std::string> m_message; // shared: copying an exception must not throw
+};
+
 /// A CUDA runtime call failed; the message carries cudaGetErrorString.
 class cuda_error : public std::runtime_error, public error {
 public:
@@ -75,6 +91,30 @@ template <class Value>
     DDPM_THROW(ddpm::invalid_argument(describe(where, parameter, value, expected)));
 #if DDPM_NO_EXCEPTIONS
     std::abort();
+#endif
+}
+
+/// Calls f() and turns an allocation failure inside it (std::bad_alloc,
+/// std::length_error) into ddpm::allocation_error naming `where` and `what`
+/// (the thing being allocated). Other exceptions pass through unchanged.
+template <class F>
+decltype(auto) guard_allocation(std::string_view where, std::string_view what, F&& f) {
+#if DDPM_NO_EXCEPTIONS
+    (void)where;
+    (void)what;
+    return f();
+#else
+    try {
+        return f();
+    } catch (const ddpm::error&) {
+        throw;
+    } catch (const std::bad_alloc& e) {
+        throw ddpm::allocation_error(std::string(where) + ": cannot allocate " + std::string(what) + " (" +
+                                     e.what() + ")");
+    } catch (const std::length_error& e) {
+        throw ddpm::allocation_error(std::string(where) + ": cannot allocate " + std::string(what) + " (" +
+                                     e.what() + ")");
+    }
 #endif
 }
 

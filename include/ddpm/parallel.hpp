@@ -32,16 +32,46 @@ struct execution {
 
 namespace detail {
 
+/// True on a pool worker, and on a calling thread while it runs its share of
+/// a job: a parallel_for started there runs inline (a nested job would wait
+/// for the workers that are busy running its parent: a deadlock).
+[[nodiscard]] inline bool& inside_parallel_task() noexcept {
+    thread_local bool inside = false;
+    return inside;
+}
+
+/// Marks the calling thread as running pool tasks for its lifetime.
+class parallel_task_scope {
+public:
+    parallel_task_scope() noexcept : m_saved(inside_parallel_task()) { inside_parallel_task() = true; }
+    parallel_task_scope(const parallel_task_scope&) = delete;
+    parallel_task_scope& operator=(const parallel_task_scope&) = delete;
+    ~parallel_task_scope() { inside_parallel_task() = m_saved; }
+
+private:
+    bool m_saved;
+};
+
 /// A persistent pool of worker threads running one fork-join job at a time.
-/// The calling thread takes part, so a pool for n threads owns n − 1 workers.
+/// The calling thread takes part, so a job on n threads uses n − 1 workers.
+/// The pool grows to the largest thread count asked for (a job on fewer
+/// threads leaves the other workers asleep) and release() joins them all.
 class thread_pool {
 public:
-    explicit thread_pool(unsigned threads) {
-        for (unsigned i = 1; i < threads; ++i) m_workers.emplace_back([this] { work(); });
-    }
+    thread_pool() = default;
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
-    ~thread_pool() {
+    ~thread_pool() { release(); }
+
+    /// Worker threads alive now.
+    [[nodiscard]] std::size_t workers() {
+        std::lock_guard<std::mutex> lock(m_run_mutex);
+        return m_workers.size();
+    }
+
+    /// Joins every worker; the next job starts the ones it needs again.
+    void release() {
+        std::lock_guard<std::mutex> run(m_run_mutex);
         {
             std::lock_guard<std::mutex> lock(m_mutex);
             m_stop = true;
@@ -49,9 +79,10 @@ public:
         }
         m_start.notify_all();
         for (auto& t : m_workers) t.join();
+        m_workers.clear();
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_stop = false;
     }
-
-    [[nodiscard]] unsigned size() const noexcept { return static_cast<unsigned>(m_workers.size()) + 1; }
 
     /// A type-erased task: call(context, i). No allocation, unlike std::function.
     struct task_ref {
@@ -60,23 +91,30 @@ public:
         void operator()(std::size_t i) const { call(context, i); }
     };
 
-    /// Runs task(i) for i in [0, n) on all threads and returns when all are done.
-    void run(std::size_t n, task_ref task) {
-        if (m_workers.empty() || n <= 1) {
+    /// Runs task(i) for i in [0, n) on `threads` threads (the caller and
+    /// threads − 1 workers) and returns when all are done. Must not be called
+    /// from inside a task (parallel_for runs nested calls inline instead).
+    void run(std::size_t n, task_ref task, unsigned threads) {
+        if (threads <= 1 || n <= 1) {
             for (std::size_t i = 0; i < n; ++i) task(i);
             return;
         }
         std::unique_lock<std::mutex> lock(m_run_mutex); // one job at a time
+        grow(threads - 1);
         {
             std::lock_guard<std::mutex> guard(m_mutex);
             m_task = task;
             m_count = n;
+            m_active = threads - 1;
             m_next.store(0, std::memory_order_relaxed);
-            m_busy.store(m_workers.size(), std::memory_order_relaxed);
+            m_busy.store(threads - 1, std::memory_order_relaxed);
             m_generation.fetch_add(1, std::memory_order_release);
         }
         m_start.notify_all();
-        drain();
+        {
+            const parallel_task_scope scope;
+            drain();
+        }
         // Kernels take tens to hundreds of microseconds: spin briefly for the
         // workers before sleeping, so that waking costs little.
         for (int spin = 0; spin < spin_limit && m_busy.load(std::memory_order_acquire) != 0; ++spin) pause();
@@ -86,6 +124,21 @@ public:
     }
 
 private:
+    /// Starts workers until there are `count`; the caller holds m_run_mutex.
+    void grow(std::size_t count) {
+        if (m_workers.size() >= count) return;
+        std::size_t seen = 0;
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            seen = m_generation.load(std::memory_order_acquire);
+        }
+        m_workers.reserve(count);
+        while (m_workers.size() < count) {
+            const std::size_t index = m_workers.size();
+            m_workers.emplace_back([this, index, seen] { work(index, seen); });
+        }
+    }
+
     void drain() {
         for (;;) {
             const std::size_t i = m_next.fetch_add(1, std::memory_order_relaxed);
@@ -102,18 +155,25 @@ private:
 #endif
     }
 
-    void work() {
-        std::size_t seen = 0;
+    void work(std::size_t index, std::size_t seen) {
+        inside_parallel_task() = true;
+        bool spin_first = false;
         for (;;) {
-            // Spin a little for the next job (they come back to back in a
-            // sampling loop), then sleep on the condition variable.
-            for (int spin = 0; spin < spin_limit && m_generation.load(std::memory_order_acquire) == seen; ++spin) pause();
+            // After a job, spin a little for the next one (they come back to
+            // back in a sampling loop), then sleep on the condition variable.
+            if (spin_first)
+                for (int spin = 0; spin < spin_limit && m_generation.load(std::memory_order_acquire) == seen; ++spin)
+                    pause();
+            bool take_part = false;
             {
                 std::unique_lock<std::mutex> lock(m_mutex);
                 m_start.wait(lock, [&] { return m_generation.load(std::memory_order_acquire) != seen; });
                 seen = m_generation.load(std::memory_order_acquire);
                 if (m_stop) return;
+                take_part = index < m_active;
             }
+            spin_first = take_part;
+            if (!take_part) continue; // a job on fewer threads than this pool has
             drain();
             if (m_busy.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lock(m_mutex);
@@ -129,6 +189,7 @@ private:
     std::condition_variable m_done;
     task_ref m_task{};
     std::size_t m_count = 0;
+    std::size_t m_active = 0; // workers taking part in the current job
     std::atomic<std::size_t> m_next{0};
     static constexpr int spin_limit = 20000; // about 20–100 µs of pause instructions
     std::atomic<std::size_t> m_busy{0};
@@ -136,33 +197,44 @@ private:
     bool m_stop = false;
 };
 
-/// The process-wide pool for `threads` threads (created on first use).
-inline thread_pool& pool_for(unsigned threads) {
-    static std::mutex mutex;
-    static std::vector<std::unique_ptr<thread_pool>> pools;
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto& p : pools)
-        if (p->size() == threads) return *p;
-    pools.push_back(std::make_unique<thread_pool>(threads));
-    return *pools.back();
+/// The process-wide pool (created on first use; its workers on first need).
+[[nodiscard]] inline thread_pool& shared_pool() {
+    static thread_pool pool;
+    return pool;
 }
+
+/// Worker threads alive in the process-wide pool.
+[[nodiscard]] inline std::size_t worker_thread_count() { return shared_pool().workers(); }
 
 } // namespace detail
 
+/// Joins the worker threads of parallel_for's process-wide pool (at most the
+/// largest `threads` ever asked for, minus one); waits for a running job
+/// first. The next parallel_for on more than one thread starts them again.
+/// Called from inside a parallel_for task (where joining would wait for
+/// itself) it does nothing.
+inline void release_worker_threads() {
+    if (detail::inside_parallel_task()) return;
+    detail::shared_pool().release();
+}
+
 /// Runs task(i) for i in [0, n) with the threads `exec` allows. Allocates
-/// nothing (after the pool for a thread count exists); the calling thread
-/// takes part.
+/// nothing (once the pool has grown to the thread count); the calling thread
+/// takes part. A parallel_for called from inside a task (for example a
+/// sampler with exec.threads > 1 run in a parallel_for) runs inline on the
+/// calling thread: results are the same, since tasks never depend on the
+/// thread count.
 template <class F>
 void parallel_for(const execution& exec, std::size_t n, F&& task) {
     const auto threads = static_cast<unsigned>(std::min<std::size_t>(exec.resolved(), std::max<std::size_t>(n, 1)));
-    if (threads <= 1) {
+    if (threads <= 1 || detail::inside_parallel_task()) {
         for (std::size_t i = 0; i < n; ++i) task(i);
         return;
     }
     using Fn = std::remove_reference_t<F>;
     detail::thread_pool::task_ref ref{[](void* ctx, std::size_t i) { (*static_cast<Fn*>(ctx))(i); },
                                       const_cast<void*>(static_cast<const void*>(std::addressof(task)))};
-    detail::pool_for(threads).run(n, ref);
+    detail::shared_pool().run(n, ref, threads);
 }
 
 } // namespace ddpm

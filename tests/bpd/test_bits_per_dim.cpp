@@ -349,7 +349,7 @@ TEST_CASE("bits_per_dim: counter_noise draws normal_at(seed, sample, t, i), in a
 // grid level x_k = 2k/255 − 1 with the mass that N(m, s²) puts on its bin
 // [x_k − 1/255, x_k + 1/255] (the outer bins extended to ±∞), the way 8-bit
 // pixels are quantised. The model: the exact ε-predictor of the *continuous*
-// N(m, s²) (MATH.md, "Analytic denoisers"), fixed_small, no clipping, the
+// N(m, s²) (docs/math.md#analytic-denoisers), fixed_small, no clipping, the
 // default profile (exact normal CDF).
 //
 // Why the comparison is honest: with that model every reverse step is affine

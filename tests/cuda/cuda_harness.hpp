@@ -7,7 +7,8 @@
 // the reason) and returns 77, which ctest reports as skipped
 // (SKIP_RETURN_CODE), never as passed. Otherwise runs every test (or those
 // named on the command line), catching exceptions, and returns 1 if any
-// expectation failed. `--list` prints the test names.
+// expectation failed. `--list` prints the test names; `--device` only probes
+// (prints the device, exit 0; or "no CUDA device", exit 77).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -97,6 +98,21 @@ inline int run_all(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--list") == 0) {
             for (const auto& t : registry()) std::cout << t.name << "\n";
+            return 0;
+        }
+        if (std::strcmp(argv[i], "--device") == 0) { // the device probe of run_gpu_checks.sh
+            std::string why;
+            if (!device_available(why)) {
+                std::cout << "no CUDA device (" << why << ")\n";
+                return skip_code;
+            }
+            cudaDeviceProp prop{};
+            const cudaError_t e = cudaGetDeviceProperties(&prop, 0);
+            if (e != cudaSuccess) {
+                std::cout << "no usable CUDA device (" << cudaGetErrorString(e) << ")\n";
+                return skip_code;
+            }
+            std::cout << "device 0: " << prop.name << " (sm_" << prop.major << prop.minor << ")\n";
             return 0;
         }
         only.emplace_back(argv[i]);

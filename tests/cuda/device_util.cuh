@@ -60,9 +60,10 @@ std::vector<T> to_host(const ddpm::cuda::device_buffer<T>& d) {
 }
 
 /// Fills a device buffer with NaN (0xFF bytes: a NaN in every storage type) so that unwritten elements show.
+/// Waits for the fill (a plain cudaMemset on the legacy stream would race work on a non-blocking stream).
 template <class T>
-void poison(ddpm::cuda::device_buffer<T>& d) {
-    DDPM_CUDA_CHECK(cudaMemset(d.data(), 0xFF, d.size() * sizeof(T)));
+void poison(ddpm::cuda::device_buffer<T>& d, cudaStream_t stream = nullptr) {
+    d.fill_bytes(0xFF, stream);
 }
 
 template <class T>

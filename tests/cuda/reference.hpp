@@ -14,7 +14,7 @@
 
 #include <ddpm/core/clipping.hpp>
 #include <ddpm/core/p_mean_variance.hpp>
-#include <ddpm/kernels/grid_host.hpp>
+#include <ddpm/cuda/host_records.hpp>
 #include <ddpm/kernels/grid_threads.hpp>
 #include <ddpm/kernels/quantile_scalar.hpp>
 #include <ddpm/random/counter_noise.hpp>

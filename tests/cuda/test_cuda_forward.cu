@@ -1,7 +1,8 @@
 // The forward process on the device: device_schedule holds the CPU tables
 // exactly; forward_noise draws ε bit-identical to the CPU and writes
 // x_t = ddpm::q_sample(x_0, ε) (and v = ddpm::get_velocity) within float
-// rounding; q_sample with caller noise likewise; bad timesteps are caught.
+// rounding, ε being the stored (for 16-bit types: rounded) noise; q_sample
+// with that ε as caller noise gives the same bits; bad timesteps are caught.
 #include "device_util.cuh"
 
 #include <ddpm/core/forward.hpp>
@@ -66,8 +67,9 @@ void check_forward(ddpm::profile p) {
             // ε: the CPU generator's floats, stored as T.
             const auto z = normals<float>(77, 5, 12, ts.size(), static_cast<std::size_t>(dim));
             DDPM_EXPECT(bitwise_equal<T>(eps, to_storage<T>(z))) << "eps, dim " << dim;
-            // x_t and v: the CPU q_sample in the compute type on the same inputs.
-            std::vector<C> zc(z.begin(), z.end()), ref(n), ref_v(n);
+            // x_t and v: the CPU q_sample in the compute type on the same inputs — the
+            // stored ε (rounded to T first: x_t is formed from it, as from randn_like in T).
+            std::vector<C> zc = to_compute(to_storage<T>(z)), ref(n), ref_v(n);
             ddpm::q_sample(s, x0c, zc, ts, ref);
             ddpm::get_velocity(s, x0c, zc, ts, ref_v);
             const auto tab = ddpm::kernels::grid::make_forward_tables<C>(s);

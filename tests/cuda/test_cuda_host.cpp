@@ -17,7 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include <ddpm/core/forward.hpp>
-#include <ddpm/kernels/grid_host.hpp>
+#include <ddpm/cuda/host_records.hpp>
 #include <ddpm/kernels/grid_threads.hpp>
 #include <ddpm/kernels/quantile_scalar.hpp>
 #include <ddpm/random/counter_noise.hpp>

@@ -7,6 +7,7 @@
 #include <ddpm/random/counter_noise.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 using namespace ddpm_cuda_test;
@@ -92,6 +93,38 @@ DDPM_CUDA_TEST(bad_arguments_throw_before_any_launch) {
     a.dim = 0;
     const auto st = ddpm::cuda::launch_fill(a, nullptr);
     DDPM_EXPECT(!st.ok() && st.bad_argument() && std::string(st.parameter) == "dim");
+}
+
+namespace {
+__global__ void empty_kernel() {}
+} // namespace
+
+DDPM_CUDA_TEST(an_error_pending_before_the_launch_is_named_as_such) {
+    // Earlier work fails to launch (2048 threads per block: an invalid, non-sticky
+    // configuration) and nobody checks; ddpm's next launch must not claim the error.
+    ddpm::cuda::device_buffer<float> out(64);
+    empty_kernel<<<1, 2048>>>();
+    bool named = false;
+    try {
+        ddpm::cuda::fill_normal<float>(out.data(), 1, 64, {});
+    } catch (const ddpm::cuda_error& e) {
+        const std::string m = e.what();
+        named = m.find("pending before ddpm's launch") != std::string::npos &&
+                m.find("cudaErrorInvalidConfiguration") != std::string::npos;
+        DDPM_EXPECT(named) << m;
+    }
+    DDPM_EXPECT(named) << "fill_normal after a failed user launch did not report a pending error";
+    // Taken and reported once: the next launch runs.
+    ddpm::cuda::fill_normal<float>(out.data(), 1, 64, {});
+    DDPM_CUDA_CHECK(cudaDeviceSynchronize());
+    // The noexcept launcher says the same through its status.
+    empty_kernel<<<1, 2048>>>();
+    ddpm::kernels::grid::fill_args<float> a;
+    a.out = out.data();
+    a.batch = 1;
+    a.dim = 64;
+    const auto st = ddpm::cuda::launch_fill(a, nullptr);
+    DDPM_EXPECT(!st.ok() && st.pending_before && st.error == cudaErrorInvalidConfiguration);
 }
 
 DDPM_CUDA_TEST_MAIN()

@@ -48,9 +48,10 @@ void check_ddpm_sampler(const ddpm::model_options& opt, std::int64_t steps, doub
     const auto ref = cpu_ddpm_chain<C>(sch, batch, dim, seed, first);
 
     stream_guard st;
-    ddpm::cuda::ddpm_sampler<T> gpu(sch, static_cast<std::int64_t>(batch), static_cast<std::int64_t>(dim));
+    // Built with the copies on the user's non-blocking stream (waited for).
+    ddpm::cuda::ddpm_sampler<T> gpu(sch, static_cast<std::int64_t>(batch), static_cast<std::int64_t>(dim), st.s);
     ddpm::cuda::device_buffer<T> x(batch * dim);
-    poison(x);
+    poison(x, st.s);
     const toy_net<T> net{opt.variance};
     const ddpm::cuda::sampling_options so{seed, first, false};
     gpu.sample(net, x.data(), so, st.s);
@@ -66,7 +67,7 @@ void check_ddpm_sampler(const ddpm::model_options& opt, std::int64_t steps, doub
     // Graph capture: the replay gives the uncaptured result, bit for bit, every time.
     auto g = gpu.capture(net, x.data(), so, st.s);
     for (int rep = 0; rep < 2; ++rep) {
-        poison(x);
+        poison(x, st.s);
         g.launch(st.s);
         DDPM_CUDA_CHECK(cudaStreamSynchronize(st.s));
         DDPM_EXPECT(bitwise_equal<T>(to_host(x), got)) << what << ": graph replay " << rep << " differs";
@@ -128,7 +129,7 @@ DDPM_CUDA_TEST(ddim_sampler_matches_the_cpu_chain) {
             std::cout << "  ddim eta " << eta << " clip " << static_cast<int>(clip.kind)
                       << ": max relative difference to the CPU chain " << r << "\n";
             auto g = gpu.capture(toy_net<float>{}, x.data(), so, st.s, x0.data());
-            poison(x);
+            poison(x, st.s);
             g.launch(st.s);
             DDPM_CUDA_CHECK(cudaStreamSynchronize(st.s));
             DDPM_EXPECT(bitwise_equal<float>(to_host(x), got)) << "ddim graph replay differs";
@@ -155,6 +156,34 @@ DDPM_CUDA_TEST(start_from_input_and_bad_arguments) {
     DDPM_EXPECT_THROWS(gpu.capture(toy_net<float>{}, x.data(), {}, nullptr), ddpm::invalid_argument);
     const ddpm::ddim_scheduler<float> unset(s, {}); // no set_timesteps: no chain
     DDPM_EXPECT_THROWS((ddpm::cuda::ddim_sampler<float>(unset, 4, 64)), ddpm::invalid_argument);
+}
+
+namespace {
+__global__ void never_launched(float*) {}
+} // namespace
+
+DDPM_CUDA_TEST(a_network_launch_failure_is_reported_as_the_networks) {
+    // A network whose launch fails (2048 threads per block) and that does not check:
+    // the step launched after it must name the error as pending from earlier work.
+    const ddpm::noise_schedule s(ddpm::schedule_config{});
+    ddpm::ddpm_scheduler<float> sch(s, {});
+    sch.set_timesteps(5);
+    stream_guard st;
+    ddpm::cuda::ddpm_sampler<float> gpu(sch, 2, 64, st.s);
+    ddpm::cuda::device_buffer<float> x(2 * 64);
+    auto bad_net = [](const float*, const timestep_t*, float* out, int, int, cudaStream_t stream) {
+        never_launched<<<1, 2048, 0, stream>>>(out);
+    };
+    bool named = false;
+    try {
+        gpu.sample(bad_net, x.data(), {}, st.s);
+    } catch (const ddpm::cuda_error& e) {
+        const std::string m = e.what();
+        named = m.find("pending before ddpm's launch") != std::string::npos;
+        DDPM_EXPECT(named) << m;
+    }
+    DDPM_EXPECT(named) << "the network's launch failure was not reported as pending before ddpm's launch";
+    DDPM_CUDA_CHECK(cudaStreamSynchronize(st.s));
 }
 
 DDPM_CUDA_TEST_MAIN()

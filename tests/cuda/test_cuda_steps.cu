@@ -272,6 +272,29 @@ DDPM_CUDA_TEST(thresholds_float) { check_thresholds<float>(); }
 DDPM_CUDA_TEST(thresholds_double) { check_thresholds<double>(); }
 DDPM_CUDA_TEST(thresholds_half) { check_thresholds<__half>(); }
 
+/// torch.quantile's NaN rule: a NaN anywhere in a sample's |x̂_0| makes its s_b NaN
+/// (even a NaN that would sort above the wanted rank); other samples are unaffected.
+DDPM_CUDA_TEST(thresholds_nan_as_torch_quantile) {
+    const ddpm::noise_schedule s(ddpm::schedule_config{});
+    const ddpm::model_options opt{ddpm::prediction_type::sample, ddpm::variance_type::fixed_small,
+                                  ddpm::clip_options::dynamic(0.5, 3.0)};
+    ddpm::ddpm_scheduler<float> sch(s, opt);
+    const auto rec = ddpm::cuda::ddpm_step_records<float>(sch, std::vector<timestep_t>{999});
+    const ddpm::cuda::device_buffer<ddpm::cuda::ddpm_record<float>> drec(rec);
+    for (const std::int64_t dim : {std::int64_t{100}, std::int64_t{20000}}) { // cached and uncached keys
+        const auto D = static_cast<std::size_t>(dim);
+        auto out = values<float>(3 * D, 5, 1.0);
+        out[D + 7] = std::numeric_limits<float>::quiet_NaN(); // sample 1: one NaN, far above the median's rank
+        const auto dout = to_device(out);
+        const auto dx = to_device(values<float>(3 * D, 6, 1.0));
+        ddpm::cuda::device_buffer<float> th(3);
+        ddpm::cuda::dynamic_thresholds<float>(drec.data(), 0, dout.data(), dim, dx.data(), 3, dim, opt.clip, th.data());
+        const auto got = to_host(th);
+        DDPM_EXPECT(!std::isnan(got[0]) && std::isnan(got[1]) && !std::isnan(got[2]))
+            << "dim " << dim << ": " << got[0] << " " << got[1] << " " << got[2];
+    }
+}
+
 DDPM_CUDA_TEST(bad_step_arguments_throw) {
     using T = float;
     const ddpm::noise_schedule s(ddpm::schedule_config{});

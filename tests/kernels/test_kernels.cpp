@@ -8,6 +8,7 @@
 #include <ddpm/core/p_mean_variance.hpp>
 #include <ddpm/kernels/fused.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -209,4 +210,48 @@ TEST_CASE("kernel arguments are checked before anything is written", "[kernels][
     for (const float v : xt) REQUIRE(v == -7.f);
     for (const float v : eps) REQUIRE(v == -7.f);
     for (const float v : prev) REQUIRE(v == -7.f);
+}
+
+// Issue 11, item 3: a NaN from the network must reach x̂_0 and x_prev on every
+// backend. xsimd's min/max return the bound for a NaN operand, so a clip built
+// on them turned NaN into −bound on the SIMD path while the scalar reference
+// (kernels::scalar::clamp) passes it through.
+TEMPLATE_TEST_CASE("clipping propagates NaN on the scalar and the SIMD backend", "[kernels][clip][nan]", float, double) {
+    using T = TestType;
+    const noise_schedule s(schedule_config{});
+    const std::size_t B = 2, D = 67; // a SIMD body and a scalar tail on every width
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    auto out = gaussian<T>(B * D, 21);
+    const auto xt = gaussian<T>(B * D, 22);
+    const auto z = gaussian<T>(B * D, 23);
+    const std::vector<std::size_t> poisoned{0, 5, 17, D - 1, D + 3, 2 * D - 2};
+    for (const auto k : poisoned) out[k] = nan;
+    const auto is_poisoned = [&](std::size_t k) {
+        return std::find(poisoned.begin(), poisoned.end(), k) != poisoned.end();
+    };
+    std::vector<reverse_coefficients<T>> coefs;
+    for (const std::int64_t t : {500, 10})
+        coefs.push_back(reverse_step_coefficients<T>(s, t, t - 1, prediction_type::epsilon, variance_type::fixed_small));
+    const std::vector<kernels::x0_clip<T>> clips(B, {true, T(1), T(1)});
+    kernels::ddim_coefficients<T> dc{kernels::x0_form::multiply, T(1.7), T(0.6), kernels::eps_form::from_x0,
+                                     T(0.8), T(0.55), T(1.3), T(0.9), T(0.4), T(0.1)};
+    const std::vector<kernels::ddim_coefficients<T>> dcoefs(B, dc);
+    for (const backend bk : {backend::scalar, kernels::best_backend}) {
+        INFO("backend " << (bk == backend::scalar ? "scalar" : "simd"));
+        std::vector<T> prev(B * D), x0(B * D);
+        kernels::ddpm_step<T>(coefs, clips, kernels::step_variance::fixed, out, xt,
+                              kernels::step_noise<T>::from(std::span<const T>(z)), prev, x0, {1}, bk);
+        for (std::size_t k = 0; k < B * D; ++k) {
+            INFO("ddpm k=" << k);
+            REQUIRE(std::isnan(x0[k]) == is_poisoned(k));
+            REQUIRE(std::isnan(prev[k]) == is_poisoned(k));
+        }
+        kernels::ddim_step<T>(dcoefs, clips, out, xt, kernels::step_noise<T>::from(std::span<const T>(z)), prev, x0,
+                              {1}, bk);
+        for (std::size_t k = 0; k < B * D; ++k) {
+            INFO("ddim k=" << k);
+            REQUIRE(std::isnan(x0[k]) == is_poisoned(k));
+            REQUIRE(std::isnan(prev[k]) == is_poisoned(k));
+        }
+    }
 }

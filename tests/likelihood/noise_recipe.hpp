@@ -1,6 +1,6 @@
 // tests/likelihood/noise_recipe.hpp — the deterministic pseudo-normal noise of
-// tests/data/vlb.json (meta.noise_recipe; /work/shared/golden/README.md,
-// "Deterministic noise recipe (vlb)").
+// tests/data/vlb.json (meta.noise_recipe; tests/data/README.md,
+// "Deterministic noise recipe").
 #pragma once
 
 #include <cstdint>

@@ -334,7 +334,7 @@ TEMPLATE_TEST_CASE("vb_terms_bpd of the true noise is ~0; float agrees with doub
     std::vector<double> priord(2);
     ddpm::prior_bpd(s, x0, prior);
     ddpm::prior_bpd(s, x0d, priord);
-    // MATH.md check value: L_T ≈ 1e-5 bits/dim for linear 1e-4 → 0.02, T = 1000.
+    // docs/math.md#noise-schedules check value: L_T ≈ 1e-5 bits/dim for linear 1e-4 → 0.02, T = 1000.
     for (const double v : priord) CHECK((v > 5e-6 && v < 2e-5));
     CHECK(max_rel_diff(prior, priord) <= (std::is_same_v<T, float> ? 1e-3 : 0.0));
 }

@@ -1,5 +1,5 @@
 // tests/samplers/mixture.hpp — the exact ε-predictor of an isotropic Gaussian
-// mixture (MATH.md, "Analytic denoisers"), a denoiser the samplers can run.
+// mixture (docs/math.md#analytic-denoisers), a denoiser the samplers can run.
 //
 // Data x_0 ~ Σ_k π_k N(m_k, s_k² I) in D dimensions. Under the forward process
 // q(x_t) = Σ_k π_k N(√ᾱ_t m_k, v_k I) with v_k = ᾱ_t s_k² + 1 − ᾱ_t, and

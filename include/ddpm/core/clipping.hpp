@@ -1,4 +1,4 @@
-// ddpm/core/clipping.hpp — keeping x̂_0 in range (MATH.md, "Clipping"):
+// ddpm/core/clipping.hpp — keeping x̂_0 in range (docs/math.md#clipping-and-dynamic-thresholding):
 // static clipping to [−r, r], and dynamic thresholding (Saharia et al. 2022):
 // per sample s = clamp(quantile_p(|x̂_0|), 1, max), then x̂_0 = clamp(x̂_0, −s, s)/s.
 #pragma once

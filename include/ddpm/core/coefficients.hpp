@@ -19,10 +19,33 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace ddpm {
 
 using kernels::scalar::reverse_coefficients;
+
+namespace detail {
+
+/// Zero terminal SNR (ᾱ_T = 0: rescale_betas_zero_snr, or a last β of 1)
+/// leaves x̂_0 = (x_T − √(1 − ᾱ_T) ε̂)/√ᾱ_T undefined for an ε-predicting
+/// network: every sample would come out NaN. Lin et al. 2023 (§3.2) pair zero
+/// terminal SNR with v-prediction; the schedulers refuse ε-prediction there
+/// rather than patch the number (diffusers' Euler scheduler sets ᾱ_T = 2⁻²⁴,
+/// which turns the NaN into a first step of extreme amplification).
+inline void check_terminal_snr(std::string_view where, const noise_schedule& s, prediction_type prediction) {
+    if (prediction != prediction_type::epsilon || s.size() < 1) return;
+    const auto last = static_cast<std::size_t>(s.size() - 1);
+    if (s.f64().alphas_cumprod[last] == 0.0 || s.f32().alphas_cumprod[last] == 0.0f)
+        throw_invalid(where, "prediction_type", "epsilon",
+                      "v_prediction or sample with a zero-terminal-SNR schedule (alphas_cumprod[" +
+                          std::to_string(last) +
+                          "] = 0, e.g. rescale_betas_zero_snr): x0 = (x_T - sqrt(1 - alphas_cumprod) eps) / "
+                          "sqrt(alphas_cumprod) divides by zero at the first step");
+}
+
+} // namespace detail
 
 /// The coefficients of the reverse step t → prev_t for one sample.
 ///

@@ -1,5 +1,5 @@
 // ddpm/core/forward.hpp — the forward process q(x_t | x_0) on a batch
-// (MATH.md, "Forward process").
+// (docs/math.md#forward-process).
 //
 // All functions take B samples × D elements, batch-first, and one 0-based
 // timestep per sample (t ∈ [0, T)). Noise is supplied by the caller. Sizes and
@@ -9,9 +9,11 @@
 #include "ddpm/buffer.hpp"
 #include "ddpm/kernels/fused.hpp"
 #include "ddpm/kernels/scalar.hpp"
+#include "ddpm/samplers/noise.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -85,6 +87,23 @@ void q_sample(const noise_schedule& s, const X& x0, const Ts& timesteps, const k
     std::vector<T> a, b;
     detail::forward_coefficients<T>(s, timesteps, a, b);
     kernels::forward_noise<T>(as_span(x0), a, b, noise, as_mutable_span(xt), as_mutable_span(eps), exec);
+}
+
+/// Fused forward noising with the samplers' noise source: the same as the
+/// overload above with `noise.stream(step)`, so element i of sample b gets
+/// random::normal_at(noise.seed(), first_sample + b, step, i) (first_sample
+/// as given to counter_noise). `step` plays the role a chain step plays in a
+/// sampler: use a different one (or another seed) per training iteration, and
+/// keep the seeds of training and sampling apart if both run in one program.
+///
+///     ddpm::q_sample(schedule, x0, t, ddpm::counter_noise(seed), iteration, xt, eps);
+///
+/// @throws ddpm::invalid_argument on size mismatch, a timestep outside
+///         [0, T), or step ≥ 2^32.
+template <input_buffer X, timestep_buffer Ts, output_buffer O, output_buffer E>
+void q_sample(const noise_schedule& s, const X& x0, const Ts& timesteps, const counter_noise& noise, std::uint64_t step,
+              O&& xt, E&& eps, const execution& exec = {}) {
+    q_sample(s, x0, timesteps, noise.stream(step), xt, eps, exec);
 }
 
 /// diffusers' name for q_sample: add_noise(original_samples, noise, timesteps).

@@ -1,5 +1,5 @@
 // ddpm/core/likelihood.hpp — the variational bound in bits per dimension
-// (MATH.md, "The variational bound and bits/dim"; Ho et al. 2020 eq. 5 and
+// (docs/math.md#likelihood-and-bits-per-dimension; Ho et al. 2020 eq. 5 and
 // eq. 13; Nichol & Dhariwal 2021 eqs. 4–7).
 //
 //   L = L_T + Σ_{t=2}^{T} L_{t−1} + L_0                (paper indexing)
@@ -70,8 +70,8 @@ inline constexpr double log_prob_floor = 1e-12;
 /// x below −edge (above +edge) is the first (last) bin, extended to ∓∞.
 inline constexpr double edge_threshold = 0.999;
 
-/// KL(N(μ1, e^{lv1}) ‖ N(μ2, e^{lv2})) of one element, in nats (MATH.md, "KL of
-/// diagonal Gaussians"):
+/// KL(N(μ1, e^{lv1}) ‖ N(μ2, e^{lv2})) of one element, in nats (docs/math.md
+/// #likelihood-and-bits-per-dimension):
 ///   ½ (−1 + lv2 − lv1 + e^{lv1 − lv2} + (μ1 − μ2)² e^{−lv2}).
 ///
 /// improved-diffusion evaluates (−1 + lv2) − lv1 left to right; here lv2 − lv1
@@ -214,7 +214,7 @@ inline void check_cdf(std::string_view where, normal_cdf c) {
 } // namespace detail
 
 /// Element-wise KL(N(mean1, e^{logvar1}) ‖ N(mean2, e^{logvar2})) in nats
-/// (improved-diffusion `normal_kl`; MATH.md "KL of diagonal Gaussians").
+/// (improved-diffusion `normal_kl`; docs/math.md#likelihood-and-bits-per-dimension).
 ///
 /// Each operand is a buffer of out.size() elements, a buffer of 1 element, or
 /// a floating-point scalar; the last two are broadcast (so `normal_kl(m, lv,

@@ -1,6 +1,6 @@
 // ddpm/core/p_mean_variance.hpp — the reverse-step distribution
-// p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t²) from a network output (MATH.md,
-// "Parameterisations" and "Reverse process variance").
+// p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t²) from a network output (docs/math.md
+// #parameterisations and docs/math.md#reverse-process-variance).
 //
 // μ_θ is always the posterior mean μ̃_t(x̂_0, x_t) of the (optionally clipped)
 // x̂_0; without clipping this equals the ε-form of paper eq. 11. The variance

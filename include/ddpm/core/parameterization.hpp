@@ -1,5 +1,5 @@
 // ddpm/core/parameterization.hpp — converting between what a network predicts
-// (ε, x_0, v) and what a step needs (MATH.md, "Parameterisations"):
+// (ε, x_0, v) and what a step needs (docs/math.md#parameterisations):
 //
 //   prediction | x̂_0                         | ε̂
 //   epsilon    | (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t     | ε̂

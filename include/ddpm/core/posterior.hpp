@@ -1,5 +1,5 @@
 // ddpm/core/posterior.hpp — the posterior q(x_{t−1} | x_t, x_0) on a batch
-// (MATH.md, "Posterior of the forward process"):
+// (docs/math.md#posterior):
 //   μ̃_t = c1_t x_0 + c2_t x_t,   β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t).
 #pragma once
 

@@ -1,5 +1,5 @@
 // ddpm/core/training.hpp — what a training step needs besides the network
-// (MATH.md, "Training" and "Parameterisations"):
+// (docs/math.md#training and docs/math.md#parameterisations):
 //
 //   training_target   the regression target for ε / x_0 / v prediction
 //   loss_weighting    per-sample loss weights: none (L_simple), the true ELBO
@@ -54,7 +54,7 @@ namespace ddpm {
 // ---------------------------------------------------------------------------
 
 /// The regression target of a training step for each sample b at its timestep
-/// t_b (MATH.md, "Parameterisations"):
+/// t_b (docs/math.md#parameterisations):
 ///
 ///   prediction_type::epsilon       out = ε                               (L_simple, paper eq. 14)
 ///   prediction_type::sample        out = x_0
@@ -99,7 +99,7 @@ void training_target(const noise_schedule& s, prediction_type prediction, const 
 // Loss weights
 // ---------------------------------------------------------------------------
 
-/// How each sample's squared error is weighted (MATH.md, "Training").
+/// How each sample's squared error is weighted (docs/math.md#training).
 enum class loss_weighting {
     none,    ///< 1 for every t: L_simple (Ho et al. 2020, eq. 14).
     vlb,     ///< the true ELBO weight of the KL term L_{t−1} (paper eq. 12), see loss_weights.
@@ -191,7 +191,7 @@ namespace detail {
 } // namespace detail
 
 /// One loss weight per sample, so that weight_b · mean_d (target − prediction)²
-/// is the loss of sample b (MATH.md, "Training"). Weights are computed in double
+/// is the loss of sample b (docs/math.md#training). Weights are computed in double
 /// from the float64 tables and rounded to the element type of `out_weights`.
 ///
 ///   none     1.

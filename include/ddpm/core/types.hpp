@@ -1,6 +1,8 @@
-// ddpm/core/types.hpp — what a network predicts and how the reverse variance
-// is chosen, with diffusers' spellings (MATH.md, "Parameterisations" and
-// "Reverse process variance").
+// ddpm/core/types.hpp — the shared vocabulary, with diffusers' spellings: what a
+// network predicts and how the reverse variance is chosen
+// (docs/math.md#parameterisations and docs/math.md#reverse-process-variance),
+// and how inference timesteps are spaced (used by schedule/scheduler_config.hpp
+// and samplers/timesteps.hpp alike, so the schedule layer need not include samplers).
 #pragma once
 
 #include "ddpm/error.hpp"
@@ -70,6 +72,33 @@ enum class variance_type {
     detail::throw_invalid("ddpm::variance_type_from_string", "variance_type", s,
                           "one of fixed_small, fixed_small_log, fixed_large, fixed_large_log, learned, "
                           "learned_range");
+}
+
+/// How num_inference_steps timesteps are picked among T (diffusers'
+/// `timestep_spacing`; "Common Diffusion Noise Schedules and Sample Steps are
+/// Flawed", Lin et al. 2023, table 2).
+enum class timestep_spacing {
+    linspace, ///< round(linspace(0, T − 1, N)), descending; ignores steps_offset
+    leading,  ///< (0, r, 2r, …)·descending + steps_offset, r = T // N
+    trailing, ///< round(arange(T, 0, −T/N)) − 1; ignores steps_offset
+};
+
+[[nodiscard]] constexpr std::string_view to_string(timestep_spacing s) noexcept {
+    switch (s) {
+    case timestep_spacing::linspace: return "linspace";
+    case timestep_spacing::leading: return "leading";
+    case timestep_spacing::trailing: return "trailing";
+    }
+    return "?";
+}
+
+/// Parses diffusers' strings "linspace", "leading", "trailing".
+[[nodiscard]] inline timestep_spacing timestep_spacing_from_string(std::string_view s) {
+    if (s == "linspace") return timestep_spacing::linspace;
+    if (s == "leading") return timestep_spacing::leading;
+    if (s == "trailing") return timestep_spacing::trailing;
+    detail::throw_invalid("ddpm::timestep_spacing_from_string", "timestep_spacing", s,
+                          "one of \"linspace\", \"leading\", \"trailing\"");
 }
 
 } // namespace ddpm

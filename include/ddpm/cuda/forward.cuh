@@ -1,5 +1,5 @@
-// ddpm/cuda/forward.cuh — the forward process on the device (MATH.md,
-// "Forward process"; Algorithm 1's x_t): x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε in one
+// ddpm/cuda/forward.cuh — the forward process on the device (docs/math.md
+// #forward-process; Algorithm 1's x_t): x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε in one
 // pass, with ε drawn on the device from the counter stream (forward_noise) or
 // supplied by the caller (q_sample). The coefficients are those ddpm::q_sample
 // uses for the precision and profile (device_schedule::tables<C>().forward_a/b).

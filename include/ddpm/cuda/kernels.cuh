@@ -3,9 +3,11 @@
 // Each kernel is a grid-stride loop over (sample, thread chunk) calling the
 // per-thread body of kernels/grid_threads.hpp; the threshold kernel is
 // block-cooperative (one block per sample). Each launcher checks its
-// arguments once (returning status::invalid naming the first bad one), picks
-// the vector path when the shapes and alignments allow it, launches on the
-// caller's stream and returns cudaGetLastError(). Launchers never synchronise
+// arguments once (returning status::invalid naming the first bad one), takes
+// an error left pending by earlier work (returned as status::pending, nothing
+// launched: it is not ddpm's), picks the vector path when the shapes and
+// alignments allow it, launches on the caller's stream and returns
+// cudaGetLastError(). Launchers never synchronise
 // and never throw, so they are legal inside a stream capture.
 #pragma once
 
@@ -95,6 +97,7 @@ __global__ void __launch_bounds__(block_threads)
 /// block-wide prefix sum, and the bin holding the wanted rank. With `Cached`
 /// the keys are computed once into shared memory; otherwise every pass
 /// recomputes x̂_0 from x_t and the network output (read from L2/global).
+/// A NaN in a sample's x̂_0 makes its s_b NaN, as torch.quantile does.
 template <class T, class Coef, bool Cached>
 __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels::grid::threshold_args<T, Coef> a) {
     namespace ks = kernels::scalar;
@@ -131,6 +134,11 @@ __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels:
         K mask = 0;
         std::uint32_t rank = static_cast<std::uint32_t>(a.position.below);
         std::uint32_t count = 0;
+        // torch.quantile's NaN rule: a NaN anywhere in the sample makes the
+        // quantile NaN (|NaN| keys sort above +inf, so the selection alone
+        // would ignore NaNs below the rank). Seen during the first pass.
+        constexpr K inf_key = static_cast<K>(sizeof(K) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull); // |+inf|
+        bool nan_seen = false;
         for (unsigned p = ks::radix_passes<C>; p-- > 0;) {
             hist[tid] = 0;
             __syncthreads();
@@ -141,6 +149,7 @@ __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels:
                     K k;
                     if constexpr (Cached) k = cache[i];
                     else k = key_at(i);
+                    if (mask == 0 && k > inf_key) nan_seen = true; // first pass: every key is a candidate
                     if ((k & mask) == prefix) bin = ks::radix_digit(k, p);
                 }
                 const unsigned peers = __match_any_sync(full, bin);
@@ -175,6 +184,11 @@ __global__ void __launch_bounds__(block_threads) threshold_kernel(const kernels:
             __syncthreads(); // everyone has read s_*: the next pass may reuse hist
         }
 
+        if (__syncthreads_or(nan_seen ? 1 : 0) != 0) { // block-uniform
+            if (tid == 0) a.thresholds[b] = kernels::grid::quiet_nan<C>();
+            __syncthreads();
+            continue;
+        }
         const C lo = ks::key_value<C>(prefix);
         C hi = lo;
         if (a.position.above != a.position.below && rank + 1 >= count) {
@@ -219,6 +233,7 @@ template <storage_type T>
     if (a.element_offset > std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(a.dim))
         return status::invalid("element_offset", static_cast<long long>(a.element_offset),
                                "element_offset + dim <= 2^64");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const std::int64_t chunks = kernels::grid::fill_chunks(a.element_offset, a.dim);
     detail::fill_kernel<T><<<detail::grid_blocks(a.batch * chunks), detail::block_threads, 0, stream>>>(a, chunks);
     return status::from(cudaGetLastError());
@@ -237,6 +252,7 @@ template <storage_type T>
     if (a.dim < 1) return status::invalid("dim", a.dim, ">= 1");
     if (a.noise_in == nullptr && !detail::samples_fit(a.first_sample, a.batch))
         return status::invalid("batch", a.batch, "first_sample + batch - 1 <= 2^32 - 1 (32-bit sample index)");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const bool full = a.dim % kernels::grid::group_elements == 0 && detail::vector_aligned<T>(a.x0) &&
                       detail::vector_aligned<T>(a.xt) && detail::vector_aligned<T>(a.eps_out) &&
                       detail::vector_aligned<T>(a.v_out) && detail::vector_aligned<T>(a.noise_in);
@@ -280,6 +296,7 @@ template <storage_type T, class Coef>
         return status::invalid("thresholds", 0, "a device pointer (B values from launch_threshold)");
     if (a.noise_in == nullptr && !detail::samples_fit(a.first_sample, a.batch))
         return status::invalid("batch", a.batch, "first_sample + batch - 1 <= 2^32 - 1 (32-bit sample index)");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const bool full = a.dim % kernels::grid::group_elements == 0 && detail::vector_aligned<T>(a.model_output) &&
                       detail::vector_aligned<T>(a.xt) && detail::vector_aligned<T>(a.x_prev) &&
                       detail::vector_aligned<T>(a.pred_x0) && detail::vector_aligned<T>(a.noise_in);
@@ -319,6 +336,7 @@ template <storage_type T, class Coef>
     if (a.position.below >= static_cast<std::uint64_t>(a.dim) || a.position.above >= static_cast<std::uint64_t>(a.dim))
         return status::invalid("position.above", static_cast<long long>(a.position.above),
                                "< dim (kernels::scalar::quantile_rank(ratio, dim))");
+    if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const unsigned blocks = static_cast<unsigned>(a.batch < 65535 * 16 ? a.batch : 65535 * 16);
     if (threshold_cached<T>(a.dim)) {
         const std::size_t bytes =

@@ -32,8 +32,11 @@ public:
         if (n != 0) DDPM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&m_data), n * sizeof(T)));
     }
 
-    /// Allocates and copies `host` (synchronously).
-    explicit device_buffer(std::span<const T> host) : device_buffer(host.size()) { upload(host); }
+    /// Allocates and copies `host`; returns when the data is on the device
+    /// (see upload).
+    explicit device_buffer(std::span<const T> host, cudaStream_t stream = nullptr) : device_buffer(host.size()) {
+        upload(host, stream);
+    }
 
     device_buffer(const device_buffer&) = delete;
     device_buffer& operator=(const device_buffer&) = delete;
@@ -54,28 +57,44 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return m_size; }
     [[nodiscard]] bool empty() const noexcept { return m_size == 0; }
 
-    /// Copies host → device, synchronously (cudaMemcpy); host.size() <= size().
-    void upload(std::span<const T> host) {
+    /// Copies host → device on `stream` (after the work already there) and
+    /// waits for that stream: when upload returns, the data is on the device
+    /// and visible to work on any stream, non-blocking ones included. (A
+    /// plain cudaMemcpy from pageable memory may return before the data has
+    /// landed, and a cudaStreamNonBlocking stream is not ordered after it.)
+    /// host.size() <= size().
+    void upload(std::span<const T> host, cudaStream_t stream = nullptr) {
         if (host.size() > m_size)
             ddpm::detail::throw_invalid("ddpm::cuda::device_buffer::upload", "host.size()", host.size(),
                                         "<= size() = " + std::to_string(m_size));
-        if (!host.empty())
-            DDPM_CUDA_CHECK(cudaMemcpy(m_data, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+        if (host.empty()) return;
+        DDPM_CUDA_CHECK(cudaMemcpyAsync(m_data, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
+        DDPM_CUDA_CHECK(cudaStreamSynchronize(stream));
     }
 
-    /// Copies device → host, synchronously; host.size() <= size().
-    void download(std::span<T> host) const {
+    /// Copies device → host on `stream`, after the work already on it, and
+    /// waits for it. Work on other streams that writes this buffer must be
+    /// finished (or `stream` must be the one it ran on). host.size() <= size().
+    void download(std::span<T> host, cudaStream_t stream = nullptr) const {
         if (host.size() > m_size)
             ddpm::detail::throw_invalid("ddpm::cuda::device_buffer::download", "host.size()", host.size(),
                                         "<= size() = " + std::to_string(m_size));
-        if (!host.empty())
-            DDPM_CUDA_CHECK(cudaMemcpy(host.data(), m_data, host.size() * sizeof(T), cudaMemcpyDeviceToHost));
+        if (host.empty()) return;
+        DDPM_CUDA_CHECK(cudaMemcpyAsync(host.data(), m_data, host.size() * sizeof(T), cudaMemcpyDeviceToHost, stream));
+        DDPM_CUDA_CHECK(cudaStreamSynchronize(stream));
     }
 
-    /// The whole buffer copied to the host.
-    [[nodiscard]] std::vector<T> to_host() const {
+    /// Sets every byte to `value` on `stream` and waits for it (as upload).
+    void fill_bytes(int value, cudaStream_t stream = nullptr) {
+        if (m_size == 0) return;
+        DDPM_CUDA_CHECK(cudaMemsetAsync(m_data, value, m_size * sizeof(T), stream));
+        DDPM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
+
+    /// The whole buffer copied to the host (download on `stream`).
+    [[nodiscard]] std::vector<T> to_host(cudaStream_t stream = nullptr) const {
         std::vector<T> out(m_size);
-        download(out);
+        download(out, stream);
         return out;
     }
 

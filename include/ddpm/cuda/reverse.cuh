@@ -7,7 +7,7 @@
 // thresholding, one block-per-sample selection kernel before it). The
 // per-sample coefficients are computed on the host by the CPU schedulers
 // (ddpm_scheduler, ddim_scheduler: the single definitions of a chain) —
-// packed in step records (kernels/grid_host.hpp) and read by the
+// packed in step records (cuda/host_records.hpp) and read by the
 // kernel from device memory, either one per sample (record_stride 1) or one
 // for the batch (record_stride 0, as the samplers do for each chain step).
 //
@@ -29,7 +29,7 @@
 #include "ddpm/cuda/kernels.cuh"
 #include "ddpm/cuda/memory.cuh"
 #include "ddpm/cuda/types.cuh"
-#include "ddpm/kernels/grid_host.hpp"
+#include "ddpm/cuda/host_records.hpp"
 #include "ddpm/kernels/quantile_scalar.hpp"
 #include "ddpm/samplers/ddim.hpp"
 #include "ddpm/samplers/ddpm.hpp"
@@ -69,7 +69,7 @@ struct reverse_noise {
 using kernels::grid::sigma_mode_of;
 
 // ---------------------------------------------------------------------------
-// Records, built on the host (kernels/grid_host.hpp).
+// Records, built on the host (cuda/host_records.hpp).
 
 namespace detail {
 

@@ -4,14 +4,15 @@
 //
 // A sampler is built once for (chain, B, D): it takes every step's
 // coefficients and noise rule from the CPU scheduler (ddpm_scheduler or
-// ddim_scheduler, as set up when the sampler is built), uploads them with the per-step
-// timestep arrays the network receives, and allocates the network output and
+// ddim_scheduler, as set up when the sampler is built), uploads them, and
+// allocates the network output, a B-entry timestep buffer for the network and
 // the threshold scratch. sample() then only enqueues work on the caller's
 // stream:
 //
 //   x_T  = normal_at(seed, first_sample + b, 0, i)     (unless start_from_input)
 //   for i = 0 … S − 1 (t = timesteps[i]):
-//       net(x, t_device + i·B, out, B, D, stream)       (the user's CUDA network)
+//       t_device[b] = t                                 (one small kernel)
+//       net(x, t_device, out, B, D, stream)             (the user's CUDA network)
 //       [dynamic thresholding: one selection kernel]
 //       x ← step_i(x, out) + σ_i z,  z = normal_at(seed, first_sample + b, i + 1, e)
 //
@@ -24,7 +25,12 @@
 //   net(const T* x_t, const ddpm::timestep_t* t_device, T* out, int B, int D, cudaStream_t stream)
 // that enqueues its work on `stream` and writes B·D values to `out` (B·2D
 // with a learned variance). It must not synchronise or allocate if the chain
-// is to be captured into a graph.
+// is to be captured into a graph. t_device (B entries) is valid for the call
+// only: the next step rewrites it.
+//
+// A sampler owns one workspace (network output, timestep buffer, threshold
+// scratch): chains run from it on two streams at once would overwrite each
+// other's. Use one sampler per concurrent stream (or order the streams).
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -69,13 +75,25 @@ struct sampling_options {
 
 namespace detail {
 
-/// The device side of a chain: records, timestep table, scratch.
+/// t[b] = value for b < batch: the B timesteps the network receives at one
+/// step (the value is a kernel argument, so a captured graph keeps it). A
+/// template only so that the header may be included by several .cu files.
+template <class Timestep>
+__global__ void __launch_bounds__(block_threads) fill_timesteps_kernel(Timestep* t, std::int64_t batch,
+                                                                      Timestep value) {
+    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+    for (std::int64_t b = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < batch; b += stride)
+        t[b] = value;
+}
+
+/// The device side of a chain: records, the network's timestep buffer (B
+/// entries, rewritten before each network call), scratch.
 template <storage_type T, class Coef>
 class chain_runner {
 public:
     chain_runner(std::string_view where, const std::vector<step_record<Coef>>& records,
                  std::span<const timestep_t> model_timesteps, const model_options& opt, sigma_mode sigma,
-                 std::int64_t batch, std::int64_t dim)
+                 std::int64_t batch, std::int64_t dim, cudaStream_t stream)
         : m_options(opt), m_sigma(sigma), m_batch(batch), m_dim(dim), m_steps(records.size()),
           m_host_timesteps(model_timesteps.begin(), model_timesteps.end()) {
         validate_shape(where, batch, dim);
@@ -86,13 +104,9 @@ public:
             ddpm::detail::throw_invalid(where, "dim", dim, "with the output channels <= INT_MAX (the network takes int D)");
         if (static_cast<std::uint64_t>(batch) - 1u > std::numeric_limits<std::uint32_t>::max())
             ddpm::detail::throw_invalid(where, "batch", batch, "<= 2^32 (32-bit sample index)");
-        m_records = device_buffer<step_record<Coef>>(std::span<const step_record<Coef>>(records));
-        std::vector<timestep_t> table(m_steps * static_cast<std::size_t>(batch));
-        for (std::size_t i = 0; i < m_steps; ++i)
-            std::fill(table.begin() + static_cast<std::ptrdiff_t>(i * static_cast<std::size_t>(batch)),
-                      table.begin() + static_cast<std::ptrdiff_t>((i + 1) * static_cast<std::size_t>(batch)),
-                      model_timesteps[i]);
-        m_timesteps = device_buffer<timestep_t>(std::span<const timestep_t>(table));
+        // Copied on `stream` and waited for: on the device before any work on any stream.
+        m_records = device_buffer<step_record<Coef>>(std::span<const step_record<Coef>>(records), stream);
+        m_timesteps = device_buffer<timestep_t>(static_cast<std::size_t>(batch));
         m_out = device_buffer<T>(static_cast<std::size_t>(channels * batch * dim));
         if (opt.clip.kind == clip_options::mode::dynamic_threshold)
             m_thresholds = device_buffer<compute_t<T>>(static_cast<std::size_t>(batch));
@@ -127,8 +141,12 @@ public:
         const auto B = static_cast<int>(m_batch);
         const auto D = static_cast<int>(m_dim);
         for (std::size_t i = 0; i < m_steps; ++i) {
-            net(static_cast<const T*>(x), m_timesteps.data() + i * static_cast<std::size_t>(m_batch), m_out.data(), B,
-                D, stream);
+            throw_if_failed(take_pending_error(), where, __FILE__, __LINE__);
+            fill_timesteps_kernel<timestep_t><<<grid_blocks(m_batch), block_threads, 0, stream>>>(m_timesteps.data(), m_batch,
+                                                                                     m_host_timesteps[i]);
+            throw_if_failed(status::from(cudaGetLastError()), where, __FILE__, __LINE__);
+            net(static_cast<const T*>(x), static_cast<const timestep_t*>(m_timesteps.data()), m_out.data(), B, D,
+                stream);
             enqueue_reverse<T>(where, m_records.data() + i, 0, buf, m_batch, m_dim, m_options, m_sigma, noise, stream);
         }
     }
@@ -137,7 +155,6 @@ public:
     [[nodiscard]] std::int64_t batch() const noexcept { return m_batch; }
     [[nodiscard]] std::int64_t dim() const noexcept { return m_dim; }
     [[nodiscard]] std::span<const timestep_t> timesteps() const noexcept { return m_host_timesteps; }
-    [[nodiscard]] const timestep_t* device_timesteps() const noexcept { return m_timesteps.data(); }
     [[nodiscard]] const step_record<Coef>* device_records() const noexcept { return m_records.data(); }
     [[nodiscard]] T* model_output() noexcept { return m_out.data(); }
 
@@ -176,12 +193,16 @@ public:
     using compute_type = compute_t<T>;
     using record_type = ddpm_record<T>;
 
-    /// Builds and uploads the chain for B samples of D elements. Synchronous.
+    /// Builds and uploads the chain for B samples of D elements. The copies
+    /// run on `stream` and are waited for: when the constructor returns the
+    /// chain is on the device, for work on any stream.
     /// @throws ddpm::invalid_argument on B or D < 1 or past INT_MAX;
     ///         ddpm::cuda_error on an allocation or copy failure.
-    ddpm_sampler(const ddpm_scheduler<compute_type>& scheduler, std::int64_t batch, std::int64_t dim)
+    ddpm_sampler(const ddpm_scheduler<compute_type>& scheduler, std::int64_t batch, std::int64_t dim,
+                 cudaStream_t stream = nullptr)
         : m_runner("ddpm::cuda::ddpm_sampler", records_of(scheduler), scheduler.timesteps(), scheduler.options(),
-                   sigma_mode_of(scheduler.options().variance, scheduler.chain_schedule().profile()), batch, dim) {}
+                   sigma_mode_of(scheduler.options().variance, scheduler.chain_schedule().profile()), batch, dim,
+                   stream) {}
 
     /// Enqueues the whole chain on `stream` and returns (no synchronisation):
     /// x (B·D, device) ends holding x_0. pred_x0 (optional, B·D) receives each
@@ -233,10 +254,12 @@ public:
     using compute_type = compute_t<T>;
     using record_type = ddim_record<T>;
 
+    /// As ddpm_sampler's constructor (copies on `stream`, waited for).
     /// @throws ddpm::invalid_argument before set_timesteps, or on a bad shape.
-    ddim_sampler(const ddim_scheduler<compute_type>& scheduler, std::int64_t batch, std::int64_t dim)
+    ddim_sampler(const ddim_scheduler<compute_type>& scheduler, std::int64_t batch, std::int64_t dim,
+                 cudaStream_t stream = nullptr)
         : m_runner("ddpm::cuda::ddim_sampler", kernels::grid::ddim_chain_records(scheduler), scheduler.timesteps(),
-                   scheduler.options(), sigma_mode::fixed, batch, dim) {}
+                   scheduler.options(), sigma_mode::fixed, batch, dim, stream) {}
 
     /// As ddpm_sampler::sample.
     template <class Net>

@@ -14,13 +14,14 @@
 
 #include "ddpm/cuda/error.cuh"
 #include "ddpm/cuda/memory.cuh"
-#include "ddpm/kernels/grid_host.hpp"
+#include "ddpm/cuda/host_records.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -55,15 +56,17 @@ struct device_tables {
 };
 
 /// The tables of a noise_schedule on the device (RAII). Construction copies
-/// synchronously and may throw ddpm::cuda_error; afterwards nothing here
-/// synchronises except check_errors().
+/// on `stream` and waits for it, so the tables are on the device, for work on
+/// any stream, when the constructor returns; it may throw ddpm::cuda_error.
+/// Afterwards nothing here synchronises except check_errors().
 class device_schedule {
 public:
     static constexpr std::size_t table_count = 17; // schedule_tables' 15, then forward_a, forward_b
 
-    explicit device_schedule(const noise_schedule& s)
-        : m_size(s.size()), m_profile(s.profile()), m_f32(pack<float>(s)), m_f64(pack<double>(s)), m_error(1) {
-        DDPM_CUDA_CHECK(cudaMemset(m_error.data(), 0, sizeof(int)));
+    explicit device_schedule(const noise_schedule& s, cudaStream_t stream = nullptr)
+        : m_size(s.size()), m_profile(s.profile()), m_f32(pack<float>(s, stream)), m_f64(pack<double>(s, stream)),
+          m_error(1) {
+        m_error.fill_bytes(0, stream);
     }
 
     /// Number of training timesteps T.
@@ -105,14 +108,15 @@ public:
     /// The device error word kernels raise (kernels::grid::error_bad_timestep).
     [[nodiscard]] int* error_flag() const noexcept { return m_error.data(); }
 
-    /// Waits for `stream`, reads and clears the error word, and throws
-    /// ddpm::invalid_argument if a kernel saw a timestep outside [0, T) since
-    /// the last check. (The kernels write NaN for such a sample's outputs.)
+    /// Reads and clears the error word on `stream` (after the work already
+    /// there) and waits for it; throws ddpm::invalid_argument if a kernel saw a
+    /// timestep outside [0, T) since the last check. (The kernels write NaN for
+    /// such a sample's outputs.) Pass the stream the kernels ran on.
     void check_errors(cudaStream_t stream = nullptr) const {
-        DDPM_CUDA_CHECK(cudaStreamSynchronize(stream));
         int flag = 0;
-        DDPM_CUDA_CHECK(cudaMemcpy(&flag, m_error.data(), sizeof(int), cudaMemcpyDeviceToHost));
-        DDPM_CUDA_CHECK(cudaMemset(m_error.data(), 0, sizeof(int)));
+        DDPM_CUDA_CHECK(cudaMemcpyAsync(&flag, m_error.data(), sizeof(int), cudaMemcpyDeviceToHost, stream));
+        DDPM_CUDA_CHECK(cudaMemsetAsync(m_error.data(), 0, sizeof(int), stream));
+        DDPM_CUDA_CHECK(cudaStreamSynchronize(stream));
         if (flag != 0)
             ddpm::detail::throw_invalid("ddpm::cuda::device_schedule::check_errors", "timesteps", "(device)",
                                         "every timestep in [0, " + std::to_string(m_size) +
@@ -121,7 +125,7 @@ public:
 
 private:
     template <class C>
-    static device_buffer<C> pack(const noise_schedule& s) {
+    static device_buffer<C> pack(const noise_schedule& s, cudaStream_t stream) {
         const auto n = static_cast<std::size_t>(s.size());
         std::vector<C> host;
         host.reserve(table_count * n);
@@ -129,9 +133,7 @@ private:
         const auto f = kernels::grid::make_forward_tables<C>(s);
         host.insert(host.end(), f.a.begin(), f.a.end());
         host.insert(host.end(), f.b.begin(), f.b.end());
-        device_buffer<C> d(host.size());
-        d.upload(host);
-        return d;
+        return device_buffer<C>(std::span<const C>(host), stream);
     }
 
     std::int64_t m_size = 0;

@@ -187,9 +187,13 @@ DDPM_FORCEINLINE B predict_x0_batch(const B& a, const B& b, const B& xt, const B
     else return out;
 }
 
+/// scalar::clamp on a batch, NaN included: the comparisons are false for NaN,
+/// so it passes through as in the scalar reference (and torch.clamp). xsimd's
+/// min/max would return the bound for a NaN lane instead.
 template <class B>
 DDPM_FORCEINLINE B clip_batch(const B& x0, const B& bound, const B& divisor) noexcept {
-    return xsimd::min(xsimd::max(x0, -bound), bound) / divisor;
+    const B lo = -bound;
+    return xsimd::select(x0 < lo, lo, xsimd::select(x0 > bound, bound, x0)) / divisor;
 }
 #endif
 
@@ -524,7 +528,8 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
 
 /// Per-sample sum over elements of KL(N(μ1, e^{lv1}) ‖ N(μ2, e^{lv2})), with
 /// one log-variance per sample for each side (fixed variance types):
-/// ½ Σ_i (−1 + lv2 − lv1 + e^{lv1 − lv2} + (μ1 − μ2)² e^{−lv2}) (MATH.md).
+/// ½ Σ_i (−1 + lv2 − lv1 + e^{lv1 − lv2} + (μ1 − μ2)² e^{−lv2})
+/// (docs/math.md#likelihood-and-bits-per-dimension).
 template <class T>
 void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::span<const T> mean2,
                      std::span<const T> logvar2, std::span<T> out, const execution& exec = {},

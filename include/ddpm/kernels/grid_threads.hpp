@@ -40,6 +40,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -129,15 +130,49 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void load_n(const T* p, compute_t<T> (&out)[V]
     }
 }
 
-/// p[v] = in[v] rounded to T, v < V (the same alignment rule as load_n).
+#if defined(__CUDA_ARCH__)
+/// One 16-byte (4 × 4 bytes), 8-byte (4 × 2 bytes) or two 16-byte (4 × 8
+/// bytes) global stores of w, as inline PTX: written through a vector type
+/// (packed<T, 4>, uint4, even with __builtin_assume_aligned) nvcc 13 still
+/// split some of these stores into scalar ones — all of the first unrolled
+/// iteration's in the reverse kernel — so the instruction is spelled out.
+/// p is 4·sizeof(T)-aligned global memory (the vector path's condition).
+/// No "memory" clobber, so that nvcc may still hoist the next elements'
+/// loads above these stores: it is sound because each element is read (if
+/// at all) only by the thread that writes it, and the stored values depend
+/// on those reads — even in place (x_prev = x_t, x_t = x_0) the read of an
+/// element comes first.
+template <class T>
+__device__ DDPM_FORCEINLINE void store4_global(T* p, const packed<T, 4>& w) noexcept {
+    const auto g = static_cast<unsigned long long>(__cvta_generic_to_global(p));
+    if constexpr (sizeof(T) == 4) {
+        unsigned u[4];
+        memcpy(u, &w, sizeof(u));
+        asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(g), "r"(u[0]), "r"(u[1]), "r"(u[2]), "r"(u[3]));
+    } else if constexpr (sizeof(T) == 2) {
+        unsigned short u[4];
+        memcpy(u, &w, sizeof(u));
+        asm volatile("st.global.v4.b16 [%0], {%1, %2, %3, %4};" ::"l"(g), "h"(u[0]), "h"(u[1]), "h"(u[2]), "h"(u[3]));
+    } else {
+        static_assert(sizeof(T) == 8, "storage of 2, 4 or 8 bytes");
+        unsigned long long u[4];
+        memcpy(u, &w, sizeof(u));
+        asm volatile("st.global.v2.b64 [%0], {%1, %2};" ::"l"(g), "l"(u[0]), "l"(u[1]));
+        asm volatile("st.global.v2.b64 [%0+16], {%1, %2};" ::"l"(g), "l"(u[2]), "l"(u[3]));
+    }
+}
+#endif
+
+/// p[v] = in[v] rounded to T, v < V (the same alignment rule as load_n). On
+/// the device, with V = 4, one vector store (two for double).
 template <int V, class T>
 DDPM_HOST_DEVICE DDPM_FORCEINLINE void store_n(T* p, const compute_t<T> (&in)[V]) noexcept {
 #if defined(__CUDA_ARCH__)
-    if constexpr (V > 1) {
+    if constexpr (V == 4) {
         packed<T, V> w;
 #pragma unroll
         for (int v = 0; v < V; ++v) w.v[v] = storage_traits<T>::store(in[v]);
-        *reinterpret_cast<packed<T, V>*>(p) = w;
+        store4_global(p, w);
     } else
 #endif
     {
@@ -258,6 +293,9 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void fill_thread(const fill_args<T>& a, std::i
 // stream (written to eps_out) or from the caller (noise_in); optionally the
 // v target v = a_t·ε − b_t·x_0. a_t, b_t are the device tables the CPU's
 // q_sample uses for that precision and profile (cuda::device_schedule).
+// A drawn ε is the float normal rounded to the storage type T; x_t and v are
+// formed from that rounded ε, so (ε, x_t) is exactly what q_sample with the
+// stored ε gives (for 16-bit T; for float and double the rounding is exact).
 
 /// Bit set in the error flag when a timestep is outside [0, T).
 inline constexpr int error_bad_timestep = 1;
@@ -285,6 +323,7 @@ template <int V, bool Full, class T>
 DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, std::int64_t b,
                                                       std::int64_t q) noexcept {
     static_assert(Full || V == 1, "the guarded path handles one block per thread");
+    using S = storage_traits<T>;
     using C = compute_t<T>;
     constexpr std::int64_t lanes = group_blocks / V;
     const std::int64_t g = q / lanes;
@@ -313,7 +352,11 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, 
         if (a.noise_in != nullptr) {
             load_n<V>(a.noise_in + row + e0, e);
         } else {
-            for (int v = 0; v < V; ++v) e[v] = static_cast<C>(z[j][v]);
+            // ε is rounded to the storage type first (the identity for float
+            // and double), so that x_t, v and the stored ε agree: q_sample
+            // with the stored ε gives the same x_t bits, as torch's
+            // randn_like in half followed by a·x_0 + b·ε does.
+            for (int v = 0; v < V; ++v) e[v] = S::load(S::store(static_cast<C>(z[j][v])));
             if (a.eps_out != nullptr) store_n<V>(a.eps_out + row + e0, e);
         }
         for (int v = 0; v < V; ++v) r[v] = scalar::q_sample(x[v], e[v], ca, cb);
@@ -328,7 +371,7 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, 
 // ---------------------------------------------------------------------------
 // The reverse steps (DDPM and DDIM).
 
-/// How x̂_0 is kept in range inside a step (MATH.md, "Clipping").
+/// How x̂_0 is kept in range inside a step (docs/math.md#clipping-and-dynamic-thresholding).
 enum class clip_mode : std::uint8_t {
     none,
     clip,    ///< clamp(x̂_0, −r, r)

@@ -1,5 +1,5 @@
 // ddpm/kernels/quantile_scalar.hpp — the pieces of dynamic thresholding's
-// per-sample quantile (Saharia et al. 2022; MATH.md, "Clipping") that a
+// per-sample quantile (Saharia et al. 2022; docs/math.md#clipping-and-dynamic-thresholding) that a
 // parallel selection needs, written once for the host and the device.
 //
 // The reference is detail::quantile_linear (core/clipping.hpp), which follows

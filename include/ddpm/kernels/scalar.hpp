@@ -22,7 +22,7 @@ DDPM_HOST_DEVICE constexpr T velocity(T x0, T eps, T sqrt_alpha_bar, T sqrt_one_
     return sqrt_alpha_bar * eps - sqrt_one_minus_alpha_bar * x0;
 }
 
-/// Posterior mean μ̃_t = c1 x_0 + c2 x_t (MATH.md, "Posterior").
+/// Posterior mean μ̃_t = c1 x_0 + c2 x_t (docs/math.md#posterior).
 template <class T>
 DDPM_HOST_DEVICE constexpr T posterior_mean(T x0, T xt, T coef1, T coef2) noexcept {
     return coef1 * x0 + coef2 * xt;

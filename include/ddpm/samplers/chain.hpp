@@ -53,6 +53,7 @@
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/core/overlap.hpp"
 #include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/denoiser.hpp"
 #include "ddpm/error.hpp"
@@ -83,7 +84,14 @@ struct sampler_options {
     /// Number of samples B; the output holds B·D values.
     std::size_t batch = 1;
     /// Check every network output for NaN/±Inf and throw ddpm::numerical_error
-    /// naming the step and timestep (costs one pass over the output per step).
+    /// naming the step and timestep. The output buffer is filled with NaN
+    /// before each call, so a network that writes only part of it (or a
+    /// learned-variance model writing D instead of 2D values per sample) is
+    /// caught too. Costs two passes over the output per network call (the
+    /// fill and the check).
+    /// Off (the default), and in the schedulers' step(), which never checks,
+    /// a NaN from the network passes through to the samples (clipping does
+    /// not hide it; docs/errors.md).
     bool check_finite = false;
     /// The output buffer already holds x_T (or, for ddim_invert, x_0); when
     /// false the start is drawn from the noise source (step index 0).
@@ -250,6 +258,12 @@ step_call<T> check_step_call(std::string_view where, variance_type variance, std
     if (!c.z.empty()) check_size(where, "noise", c.z.size(), c.shape.elements(), "elements (B x D), or 0 for none");
     check_size(where, "prev_sample", c.prev.size(), c.shape.elements());
     check_size(where, "pred_original_sample", c.x0.size(), c.shape.elements());
+    // x̂_0 is written before the inputs are read (dynamic thresholding) and
+    // beside prev_sample: it may share memory with none of them (issue 11).
+    check_no_overlap(where, "pred_original_sample", c.x0, "sample", c.x);
+    check_no_overlap(where, "pred_original_sample", c.x0, "model_output", c.out);
+    check_no_overlap(where, "pred_original_sample", c.x0, "noise", c.z);
+    check_no_overlap(where, "pred_original_sample", c.x0, "prev_sample", c.prev);
     return c;
 }
 
@@ -289,17 +303,37 @@ std::string timestep_string(Tv t) {
 }
 
 /// Throws ddpm::numerical_error at the first non-finite network output.
+/// The loop fills the output with NaN before each checked call, so a NaN is
+/// also a value the network did not write: `channels` (2 for a learned
+/// variance) and `dim` name that case in the message.
 template <class T, class Tv>
-void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, Tv t) {
+void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, Tv t,
+                         std::size_t channels = 1, std::size_t dim = 0) {
     for (std::size_t k = 0; k < out.size(); ++k) {
         if (!std::isfinite(out[k])) {
             std::string msg(where);
             msg += ": the network output at step " + std::to_string(step) + " (t = " + timestep_string(t) +
                    ") is not finite: model_output[" + std::to_string(k) + "] = " +
                    (std::isnan(out[k]) ? std::string("nan") : (out[k] > 0 ? std::string("inf") : std::string("-inf")));
+            if (std::isnan(out[k]) && dim > 0) {
+                const std::size_t per_sample = channels * dim;
+                msg += " (NaN is also what the network did not write: out holds " + std::to_string(out.size()) +
+                       " values, " + std::to_string(per_sample) + " per sample";
+                if (channels == 2 && k % per_sample >= dim)
+                    msg += "; a learned / learned_range model writes its D predictions, then D variance values";
+                msg += ")";
+            }
             DDPM_THROW(ddpm::numerical_error(msg));
         }
     }
+}
+
+/// With options.check_finite: fills the network's output buffer with NaN
+/// before each call, so that values it does not write are caught by
+/// check_finite_output (one extra pass over B·C·D values per call).
+template <class T>
+void poison(std::span<T> out) noexcept {
+    std::fill(out.begin(), out.end(), std::numeric_limits<T>::quiet_NaN());
 }
 
 template <class Obs, class T, class Tv>
@@ -356,9 +390,11 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
             chain.scale_model_input_at(i, std::span<const T>(ws.x), std::span<T>(ws.model_in), opt.exec);
             net_input = std::span<const T>(ws.model_in);
         }
+        if (opt.check_finite) poison(std::span<T>(ws.model_out));
         call_network<T, continuous>(model, net_input, t, std::span<timestep_t>(ws.timesteps),
                                     std::span<T>(ws.real_timesteps), std::span<T>(ws.model_out));
-        if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
+        if (opt.check_finite)
+            check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t, chain.output_channels(), shape.dim);
         // The step's noise: drawn inside the fused kernel for a counter-based
         // source, else filled into a buffer first.
         auto z = kernels::step_noise<T>::none();
@@ -382,10 +418,13 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
             // Implicit steps (exact DDIM inversion): re-evaluate the network at
             // the new state and redo the step from the same x.
             for (std::size_t k = 0; k < chain.refinements(); ++k) {
+                if (opt.check_finite) poison(std::span<T>(ws.model_out));
                 call_network<T, continuous>(model, std::span<const T>(ws.x_next), t,
                                             std::span<timestep_t>(ws.timesteps), std::span<T>(ws.real_timesteps),
                                             std::span<T>(ws.model_out));
-                if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
+                if (opt.check_finite)
+                    check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t, chain.output_channels(),
+                                           shape.dim);
                 chain.refine_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), std::span<T>(ws.x_next),
                                 std::span<T>(ws.x0), shape.dim);
             }
@@ -432,6 +471,7 @@ std::size_t sample_with(std::string_view where, const S& scheduler, Model&& mode
     if constexpr (callable_with_timesteps_v<Model, T, continuous> && noise_source<Noise, T>) {
         if (scheduler.num_steps() == 0)
             throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
+        check_output_layout(out, options.batch, "out");
         chain_workspace<T> ws;
         return run_chain<T>(where, scheduler, model, noise, as_mutable_span(out), options, observe, ws);
     } else {

@@ -16,7 +16,7 @@
 //     the array (DDPMScheduler.previous_timestep);
 //   * an improved-diffusion respaced chain (ddpm_scheduler::respaced): a new
 //     schedule β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}} over the kept steps τ, the network
-//     still called with the original index τ_i (MATH.md, "DDIM and respacing").
+//     still called with the original index τ_i (docs/math.md#strided-and-respaced-chains).
 //
 // Timesteps are 0-based indices t ∈ [0, T) of the training schedule
 // everywhere in this API (timesteps(), step(), the network call).
@@ -176,6 +176,7 @@ public:
     explicit ddpm_scheduler(noise_schedule schedule, model_options options = {})
         : m_base(std::move(schedule)), m_options(options), m_chain(m_base.size()) {
         options.clip.validate("ddpm::ddpm_scheduler");
+        detail::check_terminal_snr("ddpm::ddpm_scheduler", m_base, options.prediction);
     }
 
     /// improved-diffusion's respaced chain over the kept steps (any order,
@@ -380,6 +381,7 @@ public:
                       "ddpm::ddpm_sampler::sample: the observer must be callable as f(std::size_t step, "
                       "ddpm::timestep_t t, std::span<const T> x, std::span<const T> x0_hat)");
         if constexpr (callable_with_timesteps_v<Model, T, false> && noise_source<Noise, T>) {
+            detail::check_output_layout(out, options.batch, "out");
             return detail::run_chain<T>("ddpm::sample", m_scheduler, model, noise, as_mutable_span(out), options,
                                         observe, m_workspace);
         } else {

@@ -1,7 +1,7 @@
 // ddpm/samplers/likelihood.hpp — the full variational bound of a batch in
 // bits per dimension, with the user's network (improved-diffusion's
-// `GaussianDiffusion.calc_bpd_loop`; MATH.md, "The variational bound and
-// bits/dim"; Ho et al. 2020 eq. 5, Nichol & Dhariwal 2021 eqs. 4–7).
+// `GaussianDiffusion.calc_bpd_loop`; docs/math.md
+// #likelihood-and-bits-per-dimension; Ho et al. 2020 eq. 5, Nichol & Dhariwal 2021 eqs. 4–7).
 //
 //   L = L_T + Σ_{t=2}^{T} L_{t−1} + L_0                (paper indexing)
 //

@@ -1,5 +1,5 @@
 // ddpm/samplers/timesteps.hpp — which timesteps a sampling chain visits
-// (MATH.md, "DDIM and respacing"; docs/samplers.md, "Spacing rules").
+// (docs/math.md#strided-and-respaced-chains; docs/samplers.md#spacing-rules).
 //
 //  * make_timesteps: diffusers' DDPMScheduler / DDIMScheduler.set_timesteps
 //    (`timestep_spacing` linspace / leading / trailing, `steps_offset`),
@@ -13,7 +13,9 @@
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/core/types.hpp" // timestep_spacing, to_string, timestep_spacing_from_string
 #include "ddpm/error.hpp"
+#include "ddpm/schedule/beta_schedule.hpp" // max_num_train_timesteps
 
 #include <algorithm>
 #include <charconv>
@@ -26,39 +28,14 @@
 
 namespace ddpm {
 
-/// How num_inference_steps timesteps are picked among T (diffusers'
-/// `timestep_spacing`; "Common Diffusion Noise Schedules and Sample Steps are
-/// Flawed", Lin et al. 2023, table 2).
-enum class timestep_spacing {
-    linspace, ///< round(linspace(0, T − 1, N)), descending; ignores steps_offset
-    leading,  ///< (0, r, 2r, …)·descending + steps_offset, r = T // N
-    trailing, ///< round(arange(T, 0, −T/N)) − 1; ignores steps_offset
-};
-
-[[nodiscard]] constexpr std::string_view to_string(timestep_spacing s) noexcept {
-    switch (s) {
-    case timestep_spacing::linspace: return "linspace";
-    case timestep_spacing::leading: return "leading";
-    case timestep_spacing::trailing: return "trailing";
-    }
-    return "?";
-}
-
-/// Parses diffusers' strings "linspace", "leading", "trailing".
-[[nodiscard]] inline timestep_spacing timestep_spacing_from_string(std::string_view s) {
-    if (s == "linspace") return timestep_spacing::linspace;
-    if (s == "leading") return timestep_spacing::leading;
-    if (s == "trailing") return timestep_spacing::trailing;
-    detail::throw_invalid("ddpm::timestep_spacing_from_string", "timestep_spacing", s,
-                          "one of \"linspace\", \"leading\", \"trailing\"");
-}
-
 /// The descending timesteps of diffusers' `set_timesteps(num_inference_steps)`
 /// for a schedule of `num_train_timesteps` steps.
 ///
-/// @throws ddpm::invalid_argument when num_train_timesteps < 1,
-///         num_inference_steps < 1 or > num_train_timesteps, steps_offset < 0,
-///         or the offset pushes a timestep to T or beyond.
+/// @throws ddpm::invalid_argument when num_train_timesteps is outside
+///         [1, max_num_train_timesteps], num_inference_steps < 1 or >
+///         num_train_timesteps, steps_offset < 0, or (leading spacing) the
+///         offset would push a timestep to T or beyond. Every range is checked
+///         before any arithmetic, so no input overflows.
 [[nodiscard]] inline std::vector<timestep_t> make_timesteps(std::int64_t num_train_timesteps,
                                                             std::int64_t num_inference_steps,
                                                             timestep_spacing spacing = timestep_spacing::leading,
@@ -66,13 +43,23 @@ enum class timestep_spacing {
     constexpr std::string_view where = "ddpm::make_timesteps";
     const std::int64_t T = num_train_timesteps;
     const std::int64_t N = num_inference_steps;
-    if (T < 1) detail::throw_invalid(where, "num_train_timesteps", T, ">= 1");
+    detail::check_num_train_timesteps(where, "num_train_timesteps", T);
     if (N < 1) detail::throw_invalid(where, "num_inference_steps", N, ">= 1");
     if (N > T)
         detail::throw_invalid(where, "num_inference_steps", N,
                               "<= num_train_timesteps = " + std::to_string(T) +
                                   " (the model was trained with that many steps)");
     if (steps_offset < 0) detail::throw_invalid(where, "steps_offset", steps_offset, ">= 0");
+    if (spacing == timestep_spacing::leading) {
+        // The first (largest) timestep is (N − 1)·(T // N) + steps_offset < T.
+        // T <= max_num_train_timesteps, so the bound itself cannot overflow.
+        const std::int64_t top = (N - 1) * (T / N);
+        if (steps_offset > T - 1 - top)
+            detail::throw_invalid(where, "steps_offset", steps_offset,
+                                  "<= " + std::to_string(T - 1 - top) + " (so that the first timestep " +
+                                      std::to_string(top) + " + steps_offset stays below num_train_timesteps = " +
+                                      std::to_string(T) + ")");
+    }
 
     std::vector<timestep_t> ts(static_cast<std::size_t>(N));
     switch (spacing) {
@@ -92,10 +79,6 @@ enum class timestep_spacing {
         // (np.arange(0, N) · (T // N))[::-1] + steps_offset
         const std::int64_t ratio = T / N;
         for (std::int64_t i = 0; i < N; ++i) ts[static_cast<std::size_t>(N - 1 - i)] = i * ratio + steps_offset;
-        if (ts.front() >= T)
-            detail::throw_invalid(where, "steps_offset", steps_offset,
-                                  "small enough that the first timestep " + std::to_string(ts.front()) +
-                                      " stays below num_train_timesteps = " + std::to_string(T));
         break;
     }
     case timestep_spacing::trailing: {
@@ -149,12 +132,13 @@ inline void check_custom_timesteps(std::span<const timestep_t> timesteps, std::i
 /// sections one step longer), and section k keeps counts[k] steps at the
 /// rounded (half to even) positions of a fractional stride (size−1)/(count−1)
 /// accumulated by repeated addition. Returns the kept set, ascending.
-/// @throws ddpm::invalid_argument when counts is empty, a count is negative or
-///         larger than its section.
+/// @throws ddpm::invalid_argument when num_timesteps is outside [1,
+///         max_num_train_timesteps], counts is empty, a count is negative or
+///         larger than its section, or every count is 0.
 [[nodiscard]] inline std::vector<timestep_t> space_timesteps(std::int64_t num_timesteps,
                                                              std::span<const std::int64_t> section_counts) {
     constexpr std::string_view where = "ddpm::space_timesteps";
-    if (num_timesteps < 1) detail::throw_invalid(where, "num_timesteps", num_timesteps, ">= 1");
+    detail::check_num_train_timesteps(where, "num_timesteps", num_timesteps);
     if (section_counts.empty()) detail::throw_invalid(where, "section_counts.size()", 0, ">= 1");
     const auto n = static_cast<std::int64_t>(section_counts.size());
     const std::int64_t size_per = num_timesteps / n;
@@ -178,6 +162,9 @@ inline void check_custom_timesteps(std::span<const timestep_t> timesteps, std::i
         }
         start += size;
     }
+    if (kept.empty())
+        detail::throw_invalid(where, "section_counts", "all 0",
+                              "counts that keep at least one timestep (a chain needs one step)");
     std::sort(kept.begin(), kept.end());
     kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
     return kept;
@@ -190,7 +177,7 @@ inline void check_custom_timesteps(std::span<const timestep_t> timesteps, std::i
 [[nodiscard]] inline std::vector<timestep_t> space_timesteps(std::int64_t num_timesteps,
                                                              std::string_view section_counts) {
     constexpr std::string_view where = "ddpm::space_timesteps";
-    if (num_timesteps < 1) detail::throw_invalid(where, "num_timesteps", num_timesteps, ">= 1");
+    detail::check_num_train_timesteps(where, "num_timesteps", num_timesteps);
     auto parse = [&](std::string_view s) -> std::int64_t {
         std::int64_t v = 0;
         const auto* first = s.data();

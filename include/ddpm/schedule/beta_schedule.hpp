@@ -1,4 +1,4 @@
-// ddpm/schedule/beta_schedule.hpp — named β schedules (MATH.md, "Noise schedules").
+// ddpm/schedule/beta_schedule.hpp — named β schedules (docs/math.md#noise-schedules).
 //
 // Every schedule is produced in float64 exactly as the peers' numpy code does
 // it (numpy's linspace, a sequential cumulative product). The float32 variants
@@ -14,6 +14,7 @@
 #include <limits>
 #include <numbers>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -72,10 +73,25 @@ struct schedule_config {
     bool rescale_betas_zero_snr = false; ///< Lin et al. 2023: force ᾱ_T = 0
 };
 
+/// The largest number of training timesteps ddpm accepts (diffusers' models
+/// use at most a few thousand). A schedule holds about 15 tables of T doubles
+/// plus a float32 copy, 180 MB at this maximum; larger T would only exhaust
+/// memory, so every entry point that takes T refuses it with
+/// ddpm::invalid_argument.
+inline constexpr std::int64_t max_num_train_timesteps = 1'000'000;
+
 namespace detail {
 
 inline void check_finite(std::string_view where, std::string_view name, double v) {
     if (!std::isfinite(v)) throw_invalid(where, name, v, "a finite number");
+}
+
+/// Throws ddpm::invalid_argument unless 1 <= T <= max_num_train_timesteps.
+template <class Int>
+void check_num_train_timesteps(std::string_view where, std::string_view name, Int T) {
+    if (T < 1 || static_cast<std::uint64_t>(T) > static_cast<std::uint64_t>(max_num_train_timesteps))
+        throw_invalid(where, name, T, "an integer in [1, " + std::to_string(max_num_train_timesteps) +
+                                          "] (<= 1000000, ddpm's maximum number of training timesteps)");
 }
 
 /// numpy.linspace(start, stop, n) in float64: start + i·step, last = stop.
@@ -158,7 +174,7 @@ inline void check_finite(std::string_view where, std::string_view name, double v
 [[nodiscard]] inline std::vector<double> make_betas(const schedule_config& c,
                                                     std::string_view where = "ddpm::make_betas") {
     const std::int64_t T = c.num_train_timesteps;
-    if (T < 1) detail::throw_invalid(where, "num_train_timesteps", T, "an integer >= 1");
+    detail::check_num_train_timesteps(where, "num_train_timesteps", T);
     detail::check_finite(where, "beta_start", c.beta_start);
     detail::check_finite(where, "beta_end", c.beta_end);
     if (c.schedule != beta_schedule::squaredcos_cap_v2 && c.schedule != beta_schedule::jsd) {
@@ -166,6 +182,18 @@ inline void check_finite(std::string_view where, std::string_view name, double v
             detail::throw_invalid(where, "beta_start", c.beta_start, "in (0, 1]");
         if (!(c.beta_end > 0.0 && c.beta_end <= 1.0)) detail::throw_invalid(where, "beta_end", c.beta_end, "in (0, 1]");
     }
+    // The schedules that ramp from beta_start to beta_end increase: a reversed
+    // pair is almost always a swapped configuration. Explicit βs (from_betas,
+    // trained_betas) may decrease.
+    const bool ramps = c.schedule == beta_schedule::linear || c.schedule == beta_schedule::scaled_linear ||
+                       c.schedule == beta_schedule::sigmoid || c.schedule == beta_schedule::warmup10 ||
+                       c.schedule == beta_schedule::warmup50;
+    if (ramps && c.beta_start > c.beta_end)
+        detail::throw_invalid(where, "beta_start", c.beta_start,
+                              "<= beta_end = " + std::to_string(c.beta_end) + " (the " +
+                                  std::string(to_string(c.schedule)) +
+                                  " schedule increases from beta_start to beta_end; for decreasing betas pass them "
+                                  "explicitly: noise_schedule::from_betas or trained_betas)");
     const auto n = static_cast<std::size_t>(T);
     std::vector<double> betas;
     switch (c.schedule) {

@@ -1,7 +1,7 @@
 // ddpm/schedule/noise_schedule.hpp — a schedule and every table derived from it.
 //
-// Tables are computed once in float64 (MATH.md, "Noise schedules": derived
-// quantities) and exposed as float64 or as a float32 rounding of the float64
+// Tables are computed once in float64 (docs/math.md#derived-tables:
+// derived quantities) and exposed as float64 or as a float32 rounding of the float64
 // table. Index t runs over [0, T) — the code convention; t = 0 is the least
 // noisy step and corresponds to the paper's t = 1.
 #pragma once
@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -84,37 +85,41 @@ public:
         constexpr std::string_view where = "ddpm::noise_schedule";
         const ddpm::conventions conv = conventions_of(p);
         schedule_config c = config;
-        if (c.num_train_timesteps < 1)
-            detail::throw_invalid(where, "num_train_timesteps", c.num_train_timesteps, "an integer >= 1");
+        detail::check_num_train_timesteps(where, "num_train_timesteps", c.num_train_timesteps);
         if (conv.scale_linear_by_T && c.schedule == beta_schedule::linear) {
             const double scale = 1000.0 / static_cast<double>(c.num_train_timesteps);
             c.beta_start = scale * c.beta_start;
             c.beta_end = scale * c.beta_end;
         }
-        auto b = make_betas(c, where);
-        validate_betas(std::span<const double>(b), where, c.rescale_betas_zero_snr);
-        if (c.rescale_betas_zero_snr) b = rescale_zero_terminal_snr<double>(b);
-        build(std::move(b), where);
-        if (conv.float32_tables) {
-            auto b32 = make_betas_torch_f32(c, where);
-            validate_betas(std::span<const float>(b32), where, c.rescale_betas_zero_snr);
-            if (c.rescale_betas_zero_snr) b32 = rescale_zero_terminal_snr<float>(b32);
-            build_float32_view(b32, where);
-        }
+        detail::guard_allocation(where, "the schedule tables", [&] {
+            auto b = make_betas(c, where);
+            validate_betas(std::span<const double>(b), where, c.rescale_betas_zero_snr);
+            if (c.rescale_betas_zero_snr) b = rescale_zero_terminal_snr<double>(b);
+            build(std::move(b), where);
+            if (conv.float32_tables) {
+                auto b32 = make_betas_torch_f32(c, where);
+                validate_betas(std::span<const float>(b32), where, c.rescale_betas_zero_snr);
+                if (c.rescale_betas_zero_snr) b32 = rescale_zero_terminal_snr<float>(b32);
+                build_float32_view(b32, where);
+            }
+        });
     }
 
     /// User-supplied β_1..β_T, each in (0, 1].
     [[nodiscard]] static noise_schedule from_betas(std::span<const double> betas,
                                                    ddpm::profile p = ddpm::profile::standard) {
         constexpr std::string_view where = "ddpm::noise_schedule::from_betas";
+        if (!betas.empty()) detail::check_num_train_timesteps(where, "betas.size()", betas.size());
         validate_betas(betas, where, false);
         noise_schedule s(p);
         s.m_config.num_train_timesteps = static_cast<std::int64_t>(betas.size());
-        s.build(std::vector<double>(betas.begin(), betas.end()), where);
-        if (conventions_of(p).float32_tables) {
-            const std::vector<float> b32(betas.begin(), betas.end());
-            s.build_float32_view(b32, where);
-        }
+        detail::guard_allocation(where, "the schedule tables", [&] {
+            s.build(std::vector<double>(betas.begin(), betas.end()), where);
+            if (conventions_of(p).float32_tables) {
+                const std::vector<float> b32(betas.begin(), betas.end());
+                s.build_float32_view(b32, where);
+            }
+        });
         return s;
     }
 
@@ -125,6 +130,7 @@ public:
         constexpr std::string_view where = "ddpm::noise_schedule::from_alphas_cumprod";
         const std::size_t n = alphas_cumprod.size();
         if (n < 1) detail::throw_invalid(where, "alphas_cumprod.size()", n, ">= 1");
+        detail::check_num_train_timesteps(where, "alphas_cumprod.size()", n);
         for (std::size_t i = 0; i < n; ++i) {
             const double a = alphas_cumprod[i];
             if (!std::isfinite(a) || !(a >= 0.0 && a < 1.0) || (i == 0 && !(a > 0.0)))
@@ -202,7 +208,8 @@ private:
             alphas[i] = a;
             acp[i] = static_cast<double>(static_cast<float>(acc));
         }
-        round_tables(derive(std::move(betas), std::move(alphas), std::move(acp), where), m_f32);
+        round_tables(derive(std::move(betas), std::move(alphas), std::move(acp), where, "float32"), m_f32);
+        check_float32_view(where);
     }
 
     void build(std::vector<double> betas, std::string_view where) {
@@ -214,18 +221,61 @@ private:
             acc *= alphas[i];
             acp[i] = acc;
         }
-        m_f64 = derive(std::move(betas), std::move(alphas), std::move(acp), where);
+        m_f64 = derive(std::move(betas), std::move(alphas), std::move(acp), where, "float64");
         round_tables(m_f64, m_f32);
+        check_float32_view(where);
+    }
+
+    /// Every profile: the float32 view must be finite wherever the float64
+    /// tables are (ᾱ_t below about 1e-38 underflows float32 to 0, and 1/√ᾱ_t
+    /// overflows to +inf). The only intended infinity, 1/√ᾱ_T with ᾱ_T = 0
+    /// (zero terminal SNR), is infinite in float64 too.
+    void check_float32_view(std::string_view where) const {
+        std::size_t first = m_f32.betas.size();
+        std::string table;
+        const auto scan = [&](std::string_view name, const auto& f32_table) {
+            const auto& f64_table = table_named(m_f64, name);
+            for (std::size_t i = 0; i < first && i < f32_table.size(); ++i)
+                if (!std::isfinite(f32_table[i]) && std::isfinite(f64_table[i])) {
+                    first = i;
+                    table = std::string(name);
+                    break;
+                }
+        };
+        m_f32.for_each(scan);
+        if (table.empty()) return;
+        detail::throw_invalid(where, "alphas_cumprod[" + std::to_string(first) + "]", m_f64.alphas_cumprod[first],
+                              "a schedule whose float32 tables stay finite: alphas_cumprod underflows float32 here "
+                              "(" + table + "[" + std::to_string(first) +
+                                  "] is not finite in float32); use fewer timesteps or smaller betas");
+    }
+
+    /// The float64 table called `name` (as schedule_tables::for_each names it).
+    [[nodiscard]] static const std::vector<double>& table_named(const schedule_tables<double>& t,
+                                                               std::string_view name) {
+        const std::vector<double>* found = &t.betas;
+        t.for_each([&](std::string_view n, const std::vector<double>& v) {
+            if (n == name) found = &v;
+        });
+        return *found;
     }
 
     /// The derived tables, written as improved-diffusion's numpy code does.
+    /// `precision` ("float64" / "float32") names the arithmetic in messages.
     [[nodiscard]] static schedule_tables<double> derive(std::vector<double> betas, std::vector<double> alphas,
-                                                        std::vector<double> acp, std::string_view where) {
+                                                        std::vector<double> acp, std::string_view where,
+                                                        std::string_view precision) {
         const std::size_t n = betas.size();
+        // ᾱ_0 = 1 − β_1 must stay below 1: otherwise 1 − ᾱ_0 = 0 divides the
+        // posterior and SNR tables (NaN / Inf everywhere downstream).
+        if (n > 0 && !(acp[0] < 1.0))
+            detail::throw_invalid(where, "betas[0]", betas[0],
+                                  "a larger value: 1 - betas[0] rounds to 1 in " + std::string(precision) +
+                                      ", so alphas_cumprod[0] = 1 and the tables divide by 1 - alphas_cumprod[0] = 0");
         for (std::size_t i = 1; i < n; ++i)
             if (!(acp[i] < acp[i - 1]))
                 detail::throw_invalid(where, "alphas_cumprod[" + std::to_string(i) + "]", acp[i],
-                                      "strictly decreasing (betas underflow in this precision)");
+                                      "strictly decreasing (betas underflow in " + std::string(precision) + ")");
         schedule_tables<double> d;
         d.betas = std::move(betas);
         d.alphas = std::move(alphas);

@@ -11,9 +11,8 @@
 // so a configuration maps field by field.
 #pragma once
 
-#include "ddpm/core/types.hpp"
+#include "ddpm/core/types.hpp" // prediction_type, variance_type, timestep_spacing
 #include "ddpm/error.hpp"
-#include "ddpm/samplers/timesteps.hpp" // timestep_spacing
 #include "ddpm/schedule/beta_schedule.hpp"
 #include "ddpm/schedule/noise_schedule.hpp"
 #include "ddpm/schedule/profile.hpp"

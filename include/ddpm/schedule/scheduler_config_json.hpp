@@ -36,22 +36,29 @@
 // Warnings go to `*warnings` when the pointer is not null, in the order of the
 // keys in the object (nlohmann sorts them), and are dropped otherwise.
 //
+// Hostile input is bounded: load_scheduler_config() refuses files over
+// max_scheduler_config_bytes (16 MiB; it reads no further than that, so
+// /dev/stdin or a FIFO cannot make it read gigabytes first) and JSON nested
+// deeper than max_scheduler_config_depth (32; diffusers' configurations are 2
+// deep), and a value quoted in a message or warning is cut to a short prefix.
+//
 // load_scheduler_config() also reads Python's non-standard JSON tokens NaN,
 // Infinity and -Infinity (diffusers saves DPM-Solver's default
 // `"lambda_min_clipped": -Infinity` that way) as the strings "NaN",
 // "Infinity", "-Infinity"; a maths key with such a value is an error.
 #pragma once
 
+#include "ddpm/core/clipping.hpp"
 #include "ddpm/error.hpp"
 #include "ddpm/schedule/scheduler_config.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -59,6 +66,13 @@
 #include <vector>
 
 namespace ddpm {
+
+/// The largest `scheduler_config.json` load_scheduler_config() reads (16 MiB;
+/// real files are under a few KB, a trained_betas list of 10^5 values ~2 MB).
+inline constexpr std::size_t max_scheduler_config_bytes = std::size_t{16} << 20;
+/// The deepest JSON nesting load_scheduler_config() accepts (the top-level
+/// object is depth 1; diffusers' files are 2 deep: `trained_betas` is a list).
+inline constexpr int max_scheduler_config_depth = 32;
 
 namespace detail::scheduler_json {
 
@@ -150,9 +164,51 @@ inline constexpr ignored_key ignored_keys[] = {
     return out;
 }
 
-/// The value as JSON text, for messages.
+/// Longest quotation of a value or key in a message or warning.
+inline constexpr std::size_t show_limit = 120;
+
+/// Cuts `text` to show_limit characters, marking the cut.
+[[nodiscard]] inline std::string shorten(std::string text) {
+    if (text.size() > show_limit) {
+        text.resize(show_limit);
+        text += "... (truncated)";
+    }
+    return text;
+}
+
+/// Writes v as JSON text to `out`, containers only to depth 3 ("[...]"
+/// below) and stopping once `out` is longer than show_limit: bounded time
+/// and stack for any value, unlike nlohmann's recursive dump().
+inline void show_into(std::string& out, const nlohmann::json& v, int depth) {
+    const auto scalar = [](const nlohmann::json& x) {
+        return x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    if (!v.is_structured()) {
+        out += scalar(v);
+        return;
+    }
+    const bool object = v.is_object();
+    if (depth >= 3 && !v.empty()) {
+        out += object ? "{...}" : "[...]";
+        return;
+    }
+    out += object ? '{' : '[';
+    bool first = true;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+        if (out.size() > show_limit) break;
+        if (!first) out += ", ";
+        first = false;
+        if (object) out += scalar(nlohmann::json(it.key())) + ": ";
+        show_into(out, it.value(), depth + 1);
+    }
+    out += object ? '}' : ']';
+}
+
+/// The value as (shortened) JSON text, for messages.
 [[nodiscard]] inline std::string show(const nlohmann::json& v) {
-    return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string out;
+    show_into(out, v, 0);
+    return shorten(std::move(out));
 }
 
 [[noreturn]] inline void wrong_type(std::string_view where, std::string_view key, const nlohmann::json& v,
@@ -233,6 +289,7 @@ inline constexpr ignored_key ignored_keys[] = {
         if (k == "num_train_timesteps") {
             if (v.is_null()) continue;
             c.schedule.num_train_timesteps = read_integer(where, k, v, 1);
+            detail::check_num_train_timesteps(where, k, c.schedule.num_train_timesteps);
             has_num_train_timesteps = true;
             continue;
         }
@@ -310,14 +367,15 @@ inline constexpr ignored_key ignored_keys[] = {
         if (k == "dynamic_thresholding_ratio") {
             if (v.is_null()) continue;
             c.dynamic_thresholding_ratio = read_number(where, k, v);
-            if (!(c.dynamic_thresholding_ratio > 0.0 && c.dynamic_thresholding_ratio <= 1.0))
-                throw_invalid(where, k, show(v), "a number in (0, 1]");
+            // The scheduler's own check (clip_options::validate: in (0, 1)),
+            // so that what loads also constructs.
+            clip_options::dynamic(c.dynamic_thresholding_ratio, 1.0).validate(where);
             continue;
         }
         if (k == "sample_max_value") {
             if (v.is_null()) continue;
             c.sample_max_value = read_number(where, k, v);
-            if (!(c.sample_max_value > 0.0)) throw_invalid(where, k, show(v), "a number > 0");
+            clip_options::dynamic(0.5, c.sample_max_value).validate(where);
             continue;
         }
         // --- inference timesteps ----------------------------------------------
@@ -347,7 +405,7 @@ inline constexpr ignored_key ignored_keys[] = {
                 break;
             }
         }
-        if (!known) warn("unknown key \"" + key + "\" ignored");
+        if (!known) warn("unknown key " + show(nlohmann::json(key)) + " ignored");
     }
 
     // beta_schedule: diffusers ignores it when trained_betas is given.
@@ -380,6 +438,79 @@ inline constexpr ignored_key ignored_keys[] = {
     return c;
 }
 
+/// The JSON of a scheduler_config.json's text: size cap, Python's
+/// NaN/Infinity, bounded nesting. `where` names the caller.
+[[nodiscard]] inline nlohmann::json json_of_text(std::string_view text, const std::string& where) {
+    if (text.size() > max_scheduler_config_bytes)
+        throw_invalid(where, "size", std::to_string(text.size()) + " bytes",
+                      "at most " + std::to_string(max_scheduler_config_bytes) +
+                          " bytes (16 MiB; a scheduler_config.json is a few KB)");
+    // Refuse deep nesting while parsing (nlohmann's parser is iterative, but
+    // building, copying and printing a deep value recurse).
+    const auto depth_limit = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+        if (depth >= max_scheduler_config_depth && (event == nlohmann::json::parse_event_t::object_start ||
+                                                   event == nlohmann::json::parse_event_t::array_start))
+            throw_invalid(where, "nesting depth", "> " + std::to_string(max_scheduler_config_depth),
+                          "JSON nested at most " + std::to_string(max_scheduler_config_depth) +
+                              " levels deep (a scheduler_config.json is 2 deep)");
+        return true;
+    };
+    nlohmann::json j = nlohmann::json::parse(quote_python_nonfinite(text), depth_limit,
+                                             /*allow_exceptions=*/false);
+    if (j.is_discarded()) throw_invalid(where, "text", shorten(std::string(text)), "valid JSON");
+    return j;
+}
+
+/// The text of a scheduler_config.json: json_of_text(), then parse().
+[[nodiscard]] inline scheduler_config parse_text(std::string_view text, std::vector<std::string>* warnings,
+                                                 const std::string& where) {
+    return parse(json_of_text(text, where), warnings, where);
+}
+
+/// The file a path names (a scheduler_config.json, or a pipeline folder
+/// holding one) and its text, read no further than the size cap.
+struct config_file {
+    std::string file, text;
+};
+
+[[nodiscard]] inline config_file read_config_file(const std::string& path, std::string_view where) {
+    namespace fs = std::filesystem;
+    std::string file = path;
+    std::error_code ec;
+    if (fs::is_directory(fs::path(path), ec)) {
+        const fs::path candidates[] = {fs::path(path) / "scheduler_config.json",
+                                       fs::path(path) / "scheduler" / "scheduler_config.json"};
+        file.clear();
+        for (const auto& candidate : candidates)
+            if (fs::is_regular_file(candidate, ec)) {
+                file = candidate.string();
+                break;
+            }
+        if (file.empty())
+            throw_invalid(where, "path", path,
+                          "a scheduler_config.json file, or a directory holding scheduler_config.json "
+                          "or scheduler/scheduler_config.json");
+    }
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw_invalid(where, "path", file, "a readable scheduler_config.json");
+    // Read in chunks and stop one byte past the cap: a pipe or /dev/stdin has
+    // no size to ask for, and must not be read to its end first.
+    std::string text;
+    constexpr std::size_t chunk = 64 * 1024;
+    while (in && text.size() <= max_scheduler_config_bytes) {
+        const std::size_t old_size = text.size();
+        text.resize(old_size + chunk);
+        in.read(text.data() + old_size, static_cast<std::streamsize>(chunk));
+        text.resize(old_size + static_cast<std::size_t>(in.gcount()));
+    }
+    if (in.bad()) throw_invalid(where, "path", file, "a readable scheduler_config.json");
+    if (text.size() > max_scheduler_config_bytes)
+        throw_invalid(where, "path", file,
+                      "a file of at most " + std::to_string(max_scheduler_config_bytes) +
+                          " bytes (16 MiB; a scheduler_config.json is a few KB): this one is larger");
+    return {std::move(file), std::move(text)};
+}
+
 } // namespace detail::scheduler_json
 
 /// Reads a diffusers scheduler configuration (the parsed contents of a
@@ -399,44 +530,32 @@ inline constexpr ignored_key ignored_keys[] = {
     return detail::scheduler_json::parse(j, warnings, "ddpm::scheduler_config_from_json");
 }
 
+/// Reads the text of a diffusers `scheduler_config.json` (as
+/// load_scheduler_config() does after reading the file).
+///
+/// @throws ddpm::invalid_argument if the text is larger than
+///         max_scheduler_config_bytes, is not valid JSON, nests deeper than
+///         max_scheduler_config_depth, or scheduler_config_from_json()
+///         rejects it.
+[[nodiscard]] inline scheduler_config parse_scheduler_config(std::string_view text,
+                                                             std::vector<std::string>* warnings = nullptr) {
+    return detail::scheduler_json::parse_text(text, warnings, "ddpm::parse_scheduler_config");
+}
+
 /// Reads a diffusers `scheduler_config.json` file.
 ///
 /// @param[in]  path      the file, or a directory holding `scheduler_config.json`
 ///                       or `scheduler/scheduler_config.json` (a diffusers
 ///                       pipeline folder).
 /// @param[out] warnings  as for scheduler_config_from_json().
-/// @throws ddpm::invalid_argument if the file cannot be read, is not valid
-///         JSON, or scheduler_config_from_json() rejects it; the message names
-///         the file.
+/// @throws ddpm::invalid_argument if the file cannot be read, is larger than
+///         max_scheduler_config_bytes, is not valid JSON, nests deeper than
+///         max_scheduler_config_depth, or scheduler_config_from_json() rejects
+///         it; the message names the file.
 [[nodiscard]] inline scheduler_config load_scheduler_config(const std::string& path,
                                                             std::vector<std::string>* warnings = nullptr) {
-    namespace fs = std::filesystem;
-    std::string file = path;
-    std::error_code ec;
-    if (fs::is_directory(fs::path(path), ec)) {
-        const fs::path candidates[] = {fs::path(path) / "scheduler_config.json",
-                                       fs::path(path) / "scheduler" / "scheduler_config.json"};
-        file.clear();
-        for (const auto& candidate : candidates)
-            if (fs::is_regular_file(candidate, ec)) {
-                file = candidate.string();
-                break;
-            }
-        if (file.empty())
-            detail::throw_invalid("ddpm::load_scheduler_config", "path", path,
-                                  "a scheduler_config.json file, or a directory holding scheduler_config.json "
-                                  "or scheduler/scheduler_config.json");
-    }
-    std::ifstream in(file, std::ios::binary);
-    if (!in) detail::throw_invalid("ddpm::load_scheduler_config", "path", file, "a readable scheduler_config.json");
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) detail::throw_invalid("ddpm::load_scheduler_config", "path", file, "a readable scheduler_config.json");
-    const nlohmann::json j = nlohmann::json::parse(detail::scheduler_json::quote_python_nonfinite(text), nullptr,
-                                                   /*allow_exceptions=*/false);
-    if (j.is_discarded())
-        detail::throw_invalid("ddpm::load_scheduler_config", "path", file, "a file holding valid JSON");
-    const std::string where = "ddpm::load_scheduler_config(" + file + ")";
-    return detail::scheduler_json::parse(j, warnings, where);
+    const auto f = detail::scheduler_json::read_config_file(path, "ddpm::load_scheduler_config");
+    return detail::scheduler_json::parse_text(f.text, warnings, "ddpm::load_scheduler_config(" + f.file + ")");
 }
 
 } // namespace ddpm

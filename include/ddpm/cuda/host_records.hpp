@@ -1,4 +1,4 @@
-// ddpm/kernels/grid_host.hpp — the host side of the GPU kernels
+// ddpm/cuda/host_records.hpp — the host side of the GPU kernels
 // (kernels/grid_threads.hpp, ddpm/cuda/*.cuh): the forward process's
 // coefficient tables, and the step records (coefficients, noise rule, noise
 // step) of DDPM and DDIM chains, taken from the CPU schedulers

@@ -1,0 +1,493 @@
+// fashion_mnist — train a small U-Net ε-network on Fashion-MNIST in C++ with
+// LibTorch and ddpm, and sample it with DDPM and DDIM (Ho et al. 2020:
+// Algorithm 1 to train, Algorithm 2 to sample).
+//
+// The network is unet.hpp (LibTorch, ~0.8 M parameters at the default width).
+// ddpm supplies the diffusion, working on the tensors' memory directly
+// (ddpm/adapters/torch.hpp):
+//
+//   Algorithm 1, repeated:
+//     x_0 ~ data (a minibatch)       t ~ Uniform{0..T−1}      ddpm::uniform_timestep_sampler
+//     ε ~ N(0, I), counter-based     x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε   ddpm::q_sample (fused, writes x_t and ε)
+//     w_t: 1 (L_simple) or min-SNR-5                           ddpm::loss_weights
+//     loss = mean_b w_b ‖ε − ε_θ(x_t, t)‖² / D; AdamW step; EMA of the weights (LibTorch)
+//   Sampling with the EMA weights, through ddpm::torch_denoiser:
+//     DDPM (Algorithm 2, x̂_0 clipped to [−1, 1])              ddpm::sample
+//     DDIM (η = 0)                                             ddpm::ddim_sample
+//
+// Everything random is keyed on (seed, iteration), so a run resumed from a
+// checkpoint continues exactly as the uninterrupted run would.
+//
+// Files written to --out: fashion_mnist_data.png (training images),
+// fashion_mnist_ddpm.png, fashion_mnist_ddim.png (sample grids),
+// fashion_mnist_progressive.png (x_t and x̂_0 along the DDPM chain), and the
+// checkpoint folder (model.pt, ema.pt, optimizer.pt, state.txt).
+//
+// Usage: fashion_mnist [--small] [options]   (--help lists them)
+#include <ddpm/adapters/torch.hpp>
+#include <ddpm/ddpm.hpp>
+
+#include "common/plot.hpp"
+#include "common/png.hpp"
+#include "common/text.hpp"
+#include "fashion_mnist/idx.hpp"
+#include "fashion_mnist/unet.hpp"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <numbers>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr std::int64_t side = 28;
+constexpr std::size_t D = side * side;
+
+struct options {
+    bool small = false;
+    std::filesystem::path data = "/usr/share/datasets/fashion-mnist";
+    std::filesystem::path out = ".";
+    std::filesystem::path checkpoint; // default: out / "fashion_mnist_checkpoint"
+    std::filesystem::path torchscript; // sample this TorchScript module instead of training
+    std::filesystem::path forward_check; // write (x, t, ε̂) of the EMA network for export.py check
+    long iters = -1;
+    long batch = -1;
+    long images = -1; // training images used (0: all)
+    std::int64_t channels = -1;
+    bool attention = true;
+    std::string weighting = "none";
+    double lr = 1e-3;
+    double ema_decay = -1;
+    long save_every = 500;
+    bool resume = false;
+    bool sample_only = false;
+    long samples = -1; // images per grid
+    long ddpm_steps = -1;
+    long ddim_steps = -1;
+    long threads = 0;
+    std::uint64_t seed = 1;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// A seed for iteration `b` of run `a` (the splitmix64 finaliser).
+std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
+    std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// ---------------------------------------------------------------------------
+// Data: the training images scaled to [−1, 1], (N, 1, 28, 28) float32.
+
+at::Tensor load_images(const std::filesystem::path& dir, std::size_t max_items) {
+    const auto raw = fmnist::read_idx(dir / "train-images-idx3-ubyte.gz", max_items);
+    if (raw.shape.size() != 3 || raw.shape[1] != side || raw.shape[2] != side)
+        throw std::runtime_error("train-images-idx3-ubyte.gz: expected N x 28 x 28 images");
+    const auto n = static_cast<std::int64_t>(raw.shape[0]);
+    at::Tensor bytes = torch::from_blob(const_cast<std::uint8_t*>(raw.values.data()), {n, 1, side, side}, torch::kUInt8);
+    return bytes.to(torch::kFloat).div_(127.5).sub_(1.0); // a copy: owns its memory
+}
+
+// ---------------------------------------------------------------------------
+// Pictures: images in [−1, 1] as grey squares, scaled up.
+
+void draw_image(examples::canvas& c, int x, int y, const float* img, int scale) {
+    for (int r = 0; r < side; ++r)
+        for (int q = 0; q < side; ++q) {
+            const float v = std::clamp((img[r * side + q] + 1.0f) * 127.5f, 0.0f, 255.0f);
+            const auto g = static_cast<std::uint8_t>(std::lround(v));
+            c.fill_rect(x + q * scale, y + r * scale, scale, scale, {g, g, g});
+        }
+}
+
+void write_grid(const std::filesystem::path& path, const std::string& title, std::span<const float> images,
+                int columns, int scale) {
+    const int n = static_cast<int>(images.size() / D);
+    const int rows = (n + columns - 1) / columns, cell = side * scale + 2, top = 24;
+    examples::canvas c(std::max(columns * cell + 2, examples::label_width(title, 1) + 8), top + rows * cell + 2,
+                       {255, 255, 255});
+    examples::draw_label(c, 4, 6, title, {30, 30, 30}, 1);
+    for (int k = 0; k < n; ++k)
+        draw_image(c, 2 + (k % columns) * cell, top + (k / columns) * cell, images.data() + k * D, scale);
+    examples::write_png(path.string(), c.width(), c.height(), c.pixels());
+    std::printf("wrote %s (%dx%d)\n", path.string().c_str(), c.width(), c.height());
+}
+
+/// The progressive strip: for each of `rows` samples, x_t (upper) and x̂_0
+/// (lower) at the recorded steps.
+struct frame {
+    std::int64_t t; // paper indexing: x_T at t = T, the sample at t = 0
+    std::vector<float> x, x0;
+};
+
+void write_strip(const std::filesystem::path& path, const std::vector<frame>& frames, int rows, int scale) {
+    const int cell = side * scale + 2, top = 40, label_w = 40;
+    const int nf = static_cast<int>(frames.size());
+    examples::canvas c(label_w + nf * cell + 4, top + rows * (2 * cell + 8) + 4, {255, 255, 255});
+    examples::draw_label(c, 4, 6, "DDPM chain: x_t (upper) and x0_hat (lower) of each sample", {30, 30, 30}, 1);
+    for (int f = 0; f < nf; ++f)
+        examples::draw_label_centred(c, label_w + f * cell + cell / 2, 24,
+                                     "t=" + std::to_string(frames[static_cast<std::size_t>(f)].t), {30, 30, 30}, 1);
+    for (int r = 0; r < rows; ++r) {
+        const int y = top + r * (2 * cell + 8);
+        examples::draw_label(c, 4, y + cell / 2 - 3, "x_t", {30, 30, 30}, 1);
+        examples::draw_label(c, 4, y + cell + cell / 2 - 3, "x0", {30, 30, 30}, 1);
+        for (int f = 0; f < nf; ++f) {
+            const auto& fr = frames[static_cast<std::size_t>(f)];
+            draw_image(c, label_w + f * cell, y, fr.x.data() + static_cast<std::size_t>(r) * D, scale);
+            if (!fr.x0.empty())
+                draw_image(c, label_w + f * cell, y + cell, fr.x0.data() + static_cast<std::size_t>(r) * D, scale);
+        }
+    }
+    examples::write_png(path.string(), c.width(), c.height(), c.pixels());
+    std::printf("wrote %s (%dx%d)\n", path.string().c_str(), c.width(), c.height());
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints: the model, its EMA, the optimiser and the iteration.
+
+struct run_state {
+    long iteration = 0;
+    std::int64_t channels = 0;
+    bool attention = true;
+    std::uint64_t seed = 0;
+};
+
+void save_checkpoint(const std::filesystem::path& dir, fmnist::UNet& model, fmnist::UNet& ema,
+                     torch::optim::AdamW& optimiser, const run_state& s) {
+    std::filesystem::create_directories(dir);
+    torch::save(model, (dir / "model.pt").string());
+    torch::save(ema, (dir / "ema.pt").string());
+    torch::save(optimiser, (dir / "optimizer.pt").string());
+    std::ofstream f(dir / "state.txt");
+    f << "iteration " << s.iteration << "\nchannels " << s.channels << "\nattention " << (s.attention ? 1 : 0)
+      << "\nseed " << s.seed << "\n";
+    if (!f) throw std::runtime_error("cannot write " + (dir / "state.txt").string());
+}
+
+run_state read_state(const std::filesystem::path& dir) {
+    std::ifstream f(dir / "state.txt");
+    if (!f) throw std::runtime_error("no checkpoint at " + dir.string() + " (state.txt missing)");
+    run_state s;
+    std::string key;
+    int att = 1;
+    while (f >> key) {
+        if (key == "iteration") f >> s.iteration;
+        else if (key == "channels") f >> s.channels;
+        else if (key == "attention") f >> att;
+        else if (key == "seed") f >> s.seed;
+        else throw std::runtime_error("unknown key '" + key + "' in " + (dir / "state.txt").string());
+    }
+    s.attention = att != 0;
+    return s;
+}
+
+// ---------------------------------------------------------------------------
+
+void usage(std::FILE* to) {
+    std::fprintf(to,
+                 "usage: fashion_mnist [--small] [options]\n"
+                 "  Trains a small U-Net eps-network (LibTorch) on Fashion-MNIST with Algorithm 1 and samples it\n"
+                 "  with DDPM (Algorithm 2) and DDIM, writing PNG grids and the progressive-generation strip.\n"
+                 "  --small            smoke run: 512 images, 8 channels, 30 iterations, 4 samples (seconds)\n"
+                 "  --data DIR         folder of train-images-idx3-ubyte.gz (default /usr/share/datasets/fashion-mnist)\n"
+                 "  --out DIR          pictures go here (default .)\n"
+                 "  --checkpoint DIR   checkpoint folder (default OUT/fashion_mnist_checkpoint)\n"
+                 "  --resume           continue from the checkpoint (same network size and seed)\n"
+                 "  --sample-only      skip training: sample the checkpoint's EMA weights\n"
+                 "  --torchscript FILE skip training: sample a TorchScript eps-network forward(x, t) (export.py)\n"
+                 "  --forward-check F  write (x, t, eps_hat) of the EMA network on a fixed input to F (pickle;\n"
+                 "                     export.py check compares the Python forward pass with it)\n"
+                 "  --iters N          training iterations in total (default 1800; --small 30)\n"
+                 "  --batch N          minibatch (default 32; --small 16)\n"
+                 "  --images N         training images used, 0 = all 60000 (default 0; --small 512)\n"
+                 "  --channels N       U-Net width c, a multiple of 8 (default 16; --small 8)\n"
+                 "  --no-attention     no self-attention at 7x7\n"
+                 "  --weighting W      none (L_simple, default) or min_snr (min-SNR-5)\n"
+                 "  --lr X             AdamW peak learning rate (default 1e-3, cosine decay, 100-step warm-up)\n"
+                 "  --ema X            EMA decay of the weights (default 0.999; --small 0.9)\n"
+                 "  --save-every N     checkpoint every N iterations (default 500)\n"
+                 "  --samples N        images per grid (default 36; --small 4)\n"
+                 "  --ddpm-steps N     DDPM steps, 1000 = the full chain (default 1000; --small 20, respaced)\n"
+                 "  --ddim-steps N     DDIM steps (default 50; --small 10)\n"
+                 "  --threads N        LibTorch CPU threads (default: all cores)\n"
+                 "  --seed N           seed of all the randomness (default 1)\n");
+}
+
+int run(const options& o) {
+    const auto t_start = std::chrono::steady_clock::now();
+    if (o.threads > 0) {
+        torch::set_num_threads(static_cast<int>(o.threads));
+        torch::set_num_interop_threads(1);
+    }
+    // Defaults sized for about 15 minutes of training on 2 idle cores
+    // (examples/fashion_mnist/README.md: how the estimate was made).
+    const long iters = o.iters > 0 ? o.iters : (o.small ? 30 : 1800);
+    const long batch = o.batch > 0 ? o.batch : (o.small ? 16 : 32);
+    const long n_images = o.images >= 0 ? o.images : (o.small ? 512 : 0);
+    const long n_samples = o.samples > 0 ? o.samples : (o.small ? 4 : 36);
+    const long ddpm_steps = o.ddpm_steps > 0 ? o.ddpm_steps : (o.small ? 20 : 1000);
+    const long ddim_steps = o.ddim_steps > 0 ? o.ddim_steps : (o.small ? 10 : 50);
+    const double ema_decay = o.ema_decay > 0 ? o.ema_decay : (o.small ? 0.9 : 0.999);
+    const auto checkpoint = o.checkpoint.empty() ? o.out / "fashion_mnist_checkpoint" : o.checkpoint;
+    const auto weighting = ddpm::loss_weighting_from_string(o.weighting);
+    std::filesystem::create_directories(o.out);
+
+    // The paper's schedule: linear β from 1e-4 to 0.02 over T = 1000 steps.
+    constexpr std::int64_t T = 1000;
+    const ddpm::noise_schedule schedule{ddpm::schedule_config{.num_train_timesteps = T}};
+
+    run_state state{0, o.channels > 0 ? o.channels : (o.small ? 8 : 16), o.attention, o.seed};
+    if (o.resume || o.sample_only) {
+        const run_state saved = read_state(checkpoint);
+        if (o.channels > 0 && o.channels != saved.channels)
+            throw std::runtime_error("--channels " + std::to_string(o.channels) + " differs from the checkpoint's " +
+                                     std::to_string(saved.channels));
+        state = saved;
+    }
+    const fmnist::unet_config cfg{.channels = state.channels, .groups = 8, .attention = state.attention};
+    fmnist::UNet model(cfg), ema(cfg);
+    torch::optim::AdamW optimiser(model->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(0.0));
+    if (o.resume || o.sample_only) {
+        torch::load(ema, (checkpoint / "ema.pt").string());
+        if (!o.sample_only) {
+            torch::load(model, (checkpoint / "model.pt").string());
+            torch::load(optimiser, (checkpoint / "optimizer.pt").string());
+        }
+        std::printf("loaded checkpoint %s at iteration %ld\n", checkpoint.string().c_str(), state.iteration);
+    } else {
+        torch::NoGradGuard no_grad;
+        for (std::size_t i = 0; i < model->parameters().size(); ++i)
+            ema->parameters()[i].copy_(model->parameters()[i]);
+    }
+    std::int64_t n_params = 0;
+    for (const auto& p : model->parameters()) n_params += p.numel();
+
+    // ---- Training: Algorithm 1 ----------------------------------------------
+    const bool train = o.torchscript.empty() && !o.sample_only && state.iteration < iters;
+    if (train) {
+        const auto t_load = std::chrono::steady_clock::now();
+        const at::Tensor data = load_images(o.data, static_cast<std::size_t>(n_images));
+        const auto N = static_cast<std::uint64_t>(data.size(0));
+        std::printf("Fashion-MNIST: %llu training images (%.1f s to load) from %s\n",
+                    static_cast<unsigned long long>(N), seconds_since(t_load), o.data.string().c_str());
+        write_grid(o.out / "fashion_mnist_data.png", "training images",
+                   std::span<const float>(data.data_ptr<float>(), static_cast<std::size_t>(std::min<long>(n_samples, static_cast<long>(N))) * D),
+                   6, 2);
+        std::printf("U-Net: c = %lld%s, %lld parameters; T = %lld (linear betas), %s weighting; AdamW, batch %ld, "
+                    "iterations %ld -> %ld, %d threads\n\n",
+                    static_cast<long long>(cfg.channels), cfg.attention ? " with attention at 7x7" : "",
+                    static_cast<long long>(n_params), static_cast<long long>(T), std::string(to_string(weighting)).c_str(),
+                    batch, state.iteration, iters, torch::get_num_threads());
+
+        const ddpm::uniform_timestep_sampler timestep_sampler(schedule);
+        const auto B = static_cast<std::size_t>(batch);
+        at::Tensor x0 = torch::empty({batch, 1, side, side}), xt = torch::empty_like(x0), eps = torch::empty_like(x0);
+        at::Tensor t_tensor = torch::empty({batch}, torch::kLong), w_tensor = torch::empty({batch});
+        const std::span<ddpm::timestep_t> t(t_tensor.data_ptr<std::int64_t>(), B); // the tensor's memory
+        std::vector<double> importance(B);
+        std::vector<long> index(B);
+        model->train();
+        const long warmup = std::min<long>(100, iters / 10 + 1), report_every = std::max(5L, iters / 20);
+        double loss_ema = 0;
+        std::printf("%10s %12s %12s %10s %12s\n", "iteration", "loss (EMA)", "learning rate", "time (s)", "s/iteration");
+        const auto t_train = std::chrono::steady_clock::now();
+        const long first = state.iteration;
+        for (long it = state.iteration; it < iters; ++it) {
+            std::mt19937_64 rng(mix(o.seed, static_cast<std::uint64_t>(it)));
+            for (std::size_t b = 0; b < B; ++b) index[b] = static_cast<long>(rng() % N); // bias < N / 2^64
+            x0.copy_(data.index_select(0, torch::from_blob(index.data(), {batch}, torch::kLong)));
+            timestep_sampler.sample(rng, t, importance);                         // t ~ Uniform{0..T−1}
+            ddpm::q_sample(schedule, x0, t, ddpm::kernels::noise_stream{o.seed, static_cast<std::uint32_t>(it), 0},
+                           xt, eps);                                             // x_t and ε, in the tensors
+            ddpm::loss_weights(schedule, weighting, ddpm::prediction_type::epsilon, t, w_tensor); // 1, or min-SNR
+            const at::Tensor pred = model->forward(xt, t_tensor);
+            const at::Tensor loss = (w_tensor * (pred - eps).pow(2).mean({1, 2, 3})).mean();
+            optimiser.zero_grad();
+            loss.backward();
+            torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+            const double progress = static_cast<double>(it) / static_cast<double>(iters);
+            const double lr = it < warmup ? o.lr * static_cast<double>(it + 1) / static_cast<double>(warmup)
+                                          : 1e-5 + 0.5 * (o.lr - 1e-5) * (1 + std::cos(std::numbers::pi * progress));
+            for (auto& group : optimiser.param_groups())
+                static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+            optimiser.step();
+            {
+                torch::NoGradGuard no_grad;
+                const auto p = model->parameters();
+                auto e = ema->parameters();
+                for (std::size_t i = 0; i < p.size(); ++i) e[i].mul_(ema_decay).add_(p[i], 1 - ema_decay);
+            }
+            const double l = loss.item<double>();
+            loss_ema = it == first ? l : 0.98 * loss_ema + 0.02 * l;
+            state.iteration = it + 1;
+            if ((it + 1) % report_every == 0 || it == first)
+                std::printf("%10ld %12.4f %12.2e %10.1f %12.3f\n", it + 1, loss_ema, lr, seconds_since(t_train),
+                            seconds_since(t_train) / static_cast<double>(it + 1 - first));
+            if ((it + 1) % o.save_every == 0 || it + 1 == iters) save_checkpoint(checkpoint, model, ema, optimiser, state);
+        }
+        const double train_s = seconds_since(t_train);
+        std::printf("\ntrained %ld iterations in %.1f s (%.3f s per iteration of batch %ld); checkpoint in %s\n",
+                    iters - first, train_s, train_s / static_cast<double>(iters - first), batch,
+                    checkpoint.string().c_str());
+    }
+
+    if (!o.forward_check.empty()) { // a fixed input, the same in export.py check
+        torch::NoGradGuard no_grad;
+        ema->eval();
+        const at::Tensor x = torch::sin(torch::arange(4 * static_cast<std::int64_t>(D), torch::kFloat) * 0.37)
+                                 .reshape({4, 1, side, side});
+        const at::Tensor t = torch::tensor(std::vector<std::int64_t>{0, 250, 500, 999});
+        const at::Tensor y = ema->forward(x, t);
+        const std::vector<char> bytes = torch::pickle_save(c10::ivalue::Tuple::create({x, t, y}));
+        std::ofstream f(o.forward_check, std::ios::binary);
+        f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        if (!f) throw std::runtime_error("cannot write " + o.forward_check.string());
+        std::printf("wrote %s: (x, t, eps_hat) of the EMA network, |eps_hat| max %.4f\n",
+                    o.forward_check.string().c_str(), y.abs().max().item<double>());
+    }
+
+    // ---- Sampling with the EMA weights (or a TorchScript module) -------------
+    ddpm::torch_denoiser net = [&] {
+        if (!o.torchscript.empty()) {
+            torch::jit::Module m = torch::jit::load(o.torchscript.string());
+            m.eval();
+            std::printf("sampling the TorchScript module %s\n", o.torchscript.string().c_str());
+            return ddpm::torch_denoiser(m, {1, side, side});
+        }
+        ema->eval();
+        return ddpm::torch_denoiser(ema, {1, side, side});
+    }();
+    const auto S = static_cast<std::size_t>(n_samples);
+    ddpm::model_options mo;
+    mo.clip = ddpm::clip_options::clip(1.0); // images live in [−1, 1]
+
+    ddpm::ddpm_scheduler<float> ancestral(schedule, mo);
+    if (ddpm_steps < T) ancestral.set_timesteps(ddpm_steps);
+    const int strip_rows = static_cast<int>(std::min<std::size_t>(S, 4));
+    const std::size_t every = std::max<std::size_t>(1, ancestral.timesteps().size() / 10);
+    std::vector<frame> frames;
+    at::Tensor ddpm_images = torch::empty({n_samples, 1, side, side});
+    {
+        frame f0{T, std::vector<float>(static_cast<std::size_t>(strip_rows) * D), {}};
+        ddpm::counter_noise(o.seed + 1, D).fill(std::span<float>(f0.x), 0); // x_T, as the sampler draws it
+        frames.push_back(std::move(f0));
+    }
+    const auto keep = static_cast<std::size_t>(strip_rows) * D;
+    auto observer = [&](std::size_t step, ddpm::timestep_t t, std::span<const float> x, std::span<const float> x0_hat) {
+        if ((step + 1) % every == 0 || t == 0)
+            frames.push_back({t, std::vector<float>(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(keep)),
+                              std::vector<float>(x0_hat.begin(), x0_hat.begin() + static_cast<std::ptrdiff_t>(keep))});
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    const auto n_ddpm = ddpm::sample(ancestral, net, ddpm::counter_noise(o.seed + 1, D), ddpm_images,
+                                     {.batch = S, .check_finite = true}, observer);
+    const double ddpm_s = seconds_since(t0);
+
+    ddpm::ddim_scheduler<float> ddim(schedule, mo);
+    ddim.set_timesteps(ddim_steps);
+    at::Tensor ddim_images = torch::empty({n_samples, 1, side, side});
+    t0 = std::chrono::steady_clock::now();
+    ddpm::ddim_sample(ddim, net, ddpm::counter_noise(o.seed + 1, D), ddim_images, {.batch = S, .check_finite = true});
+    const double ddim_s = seconds_since(t0);
+    std::printf("\nsampled %zu images: DDPM %zu steps %.2f s (%.3f s per image), DDIM %ld steps %.2f s (%.3f s per "
+                "image)\n",
+                S, n_ddpm, ddpm_s, ddpm_s / static_cast<double>(S), ddim_steps, ddim_s,
+                ddim_s / static_cast<double>(S));
+
+    const int columns = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(S))));
+    write_grid(o.out / "fashion_mnist_ddpm.png", "DDPM, " + std::to_string(n_ddpm) + " steps",
+               std::span<const float>(ddpm_images.data_ptr<float>(), S * D), columns, 2);
+    write_grid(o.out / "fashion_mnist_ddim.png", "DDIM, " + std::to_string(ddim_steps) + " steps",
+               std::span<const float>(ddim_images.data_ptr<float>(), S * D), columns, 2);
+    write_strip(o.out / "fashion_mnist_progressive.png", frames, strip_rows, 2);
+    std::printf("total %.1f s\n", seconds_since(t_start));
+    return 0;
+}
+
+bool parse_number(const char* s, auto& out) {
+    char* end = nullptr;
+    if constexpr (std::is_floating_point_v<std::remove_reference_t<decltype(out)>>) {
+        out = std::strtod(s, &end);
+    } else {
+        const long long v = std::strtoll(s, &end, 10);
+        if (v < 0) return false;
+        out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+    }
+    return end != s && *end == '\0';
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        const bool has_value = i + 1 < argc;
+        bool ok = true;
+        if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        }
+        if (a == "--small") o.small = true;
+        else if (a == "--resume") o.resume = true;
+        else if (a == "--sample-only") o.sample_only = true;
+        else if (a == "--no-attention") o.attention = false;
+        else if (a == "--data" && has_value) o.data = argv[++i];
+        else if (a == "--out" && has_value) o.out = argv[++i];
+        else if (a == "--checkpoint" && has_value) o.checkpoint = argv[++i];
+        else if (a == "--torchscript" && has_value) o.torchscript = argv[++i];
+        else if (a == "--forward-check" && has_value) o.forward_check = argv[++i];
+        else if (a == "--weighting" && has_value) {
+            o.weighting = argv[++i];
+            ok = o.weighting == "none" || o.weighting == "min_snr";
+        } else if (a == "--iters" && has_value) ok = parse_number(argv[++i], o.iters) && o.iters > 0;
+        else if (a == "--batch" && has_value) ok = parse_number(argv[++i], o.batch) && o.batch > 0;
+        else if (a == "--images" && has_value) ok = parse_number(argv[++i], o.images);
+        else if (a == "--channels" && has_value) ok = parse_number(argv[++i], o.channels) && o.channels > 0 && o.channels % 8 == 0;
+        else if (a == "--lr" && has_value) ok = parse_number(argv[++i], o.lr) && o.lr > 0;
+        else if (a == "--ema" && has_value) ok = parse_number(argv[++i], o.ema_decay) && o.ema_decay > 0 && o.ema_decay < 1;
+        else if (a == "--save-every" && has_value) ok = parse_number(argv[++i], o.save_every) && o.save_every > 0;
+        else if (a == "--samples" && has_value) ok = parse_number(argv[++i], o.samples) && o.samples > 0;
+        else if (a == "--ddpm-steps" && has_value) ok = parse_number(argv[++i], o.ddpm_steps) && o.ddpm_steps > 0 && o.ddpm_steps <= 1000;
+        else if (a == "--ddim-steps" && has_value) ok = parse_number(argv[++i], o.ddim_steps) && o.ddim_steps > 0 && o.ddim_steps <= 1000;
+        else if (a == "--threads" && has_value) ok = parse_number(argv[++i], o.threads);
+        else if (a == "--seed" && has_value) ok = parse_number(argv[++i], o.seed);
+        else {
+            std::fprintf(stderr, "fashion_mnist: %s '%s'\n",
+                         a.starts_with("--") && !has_value ? "missing value after (or unknown)" : "unknown option",
+                         argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        if (!ok) {
+            std::fprintf(stderr, "fashion_mnist: bad value '%s' for %s\n", argv[i], argv[i - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    try {
+        return run(o);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "fashion_mnist: error: %s\n", e.what());
+        return 1;
+    }
+}

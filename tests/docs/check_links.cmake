@@ -1,0 +1,213 @@
+# tests/docs/check_links.cmake — fails on dangling documentation references.
+#
+#   cmake -DROOT=<repository root> [-DSCAN="README.md;docs;include;..."] [-DEXCLUDE="tests/docs"]
+#         [-DPENDING=<file of pages still to land>] -P check_links.cmake
+#
+# Checks, in every file under SCAN (files or folders, relative to ROOT):
+#   * in Markdown files, every relative link target `](target)` or
+#     `](target#anchor)`: the file must exist (relative to the linking file),
+#     and an anchor into a Markdown file must name one of its headings
+#     (GitHub's slugs: lower case, punctuation dropped, spaces to hyphens);
+#     a bare `](#anchor)` must name a heading of the same file;
+#   * in every file, every path mentioned that ends in `.md`
+#     (`docs/math.md`, `docs/math.md#forward-process`, `MATH.md`, …): it must
+#     exist relative to ROOT, to the mentioning file's folder, or to ROOT/docs,
+#     and an anchor after it must name a heading.
+# Web links (scheme://…, mailto:) are not checked. Prints every dangling
+# reference as `file:line: what` and fails when there is one.
+cmake_minimum_required(VERSION 3.25)
+
+if(NOT ROOT)
+    message(FATAL_ERROR "check_links.cmake: pass -DROOT=<repository root>")
+endif()
+if(NOT SCAN)
+    set(SCAN README.md CHANGELOG.md docs include examples benchmarks scripts tests)
+endif()
+if(NOT DEFINED EXCLUDE)
+    set(EXCLUDE tests/docs)
+endif()
+
+# GitHub's heading anchors of a Markdown file, as a list (cached per file).
+function(ddpm_md_anchors file out)
+    string(MAKE_C_IDENTIFIER "${file}" key)
+    get_property(have GLOBAL PROPERTY "ddpm_anchors_${key}" SET)
+    if(have)
+        get_property(a GLOBAL PROPERTY "ddpm_anchors_${key}")
+        set(${out} "${a}" PARENT_SCOPE)
+        return()
+    endif()
+    file(STRINGS "${file}" lines REGEX "^#+ ")
+    set(a "")
+    foreach(line IN LISTS lines)
+        string(REGEX REPLACE "^#+ +" "" h "${line}")
+        string(STRIP "${h}" h)
+        string(TOLOWER "${h}" h)
+        # Drop ASCII punctuation except '-' and '_' (GitHub keeps letters,
+        # digits, spaces, hyphens, underscores and non-ASCII letters).
+        string(REGEX REPLACE "[]!\"#$%&'()*+,./:;<=>?@[\\^`{|}~]" "" h "${h}")
+        string(REPLACE " " "-" h "${h}")
+        list(APPEND a "${h}")
+    endforeach()
+    set_property(GLOBAL PROPERTY "ddpm_anchors_${key}" "${a}")
+    set(${out} "${a}" PARENT_SCOPE)
+endfunction()
+
+set(problems 0)
+set(report "")
+string(ASCII 1 SEMI)
+string(ASCII 2 LB)
+string(ASCII 3 RB)
+
+# Resolves `target` (a path, maybe with #anchor) mentioned in `file`; appends
+# to the report when it dangles. `candidates` says where paths may start.
+function(ddpm_check_target file lineno target mode)
+    set(msg "")
+    string(FIND "${target}" "#" hash)
+    if(hash EQUAL -1)
+        set(path "${target}")
+        set(anchor "")
+    else()
+        string(SUBSTRING "${target}" 0 ${hash} path)
+        math(EXPR from "${hash} + 1")
+        string(SUBSTRING "${target}" ${from} -1 anchor)
+    endif()
+    get_filename_component(dir "${file}" DIRECTORY)
+    set(found "")
+    if(path STREQUAL "")
+        set(found "${file}")
+    elseif(mode STREQUAL "link")
+        if(EXISTS "${dir}/${path}")
+            set(found "${dir}/${path}")
+        endif()
+    else()
+        foreach(base IN ITEMS "${ROOT}" "${dir}" "${ROOT}/docs")
+            if(EXISTS "${base}/${path}")
+                set(found "${base}/${path}")
+                break()
+            endif()
+        endforeach()
+    endif()
+    file(RELATIVE_PATH rel "${ROOT}" "${file}")
+    if(found STREQUAL "" AND PENDING_PATHS)
+        # A page another branch is writing (PENDING): allowed to be missing.
+        set(bases "${dir}")
+        if(NOT mode STREQUAL "link")
+            list(APPEND bases "${ROOT}" "${ROOT}/docs")
+        endif()
+        foreach(base IN LISTS bases)
+            get_filename_component(abs "${base}/${path}" ABSOLUTE)
+            file(RELATIVE_PATH abs_rel "${ROOT}" "${abs}")
+            if(abs_rel IN_LIST PENDING_PATHS)
+                return()
+            endif()
+        endforeach()
+    endif()
+    if(found STREQUAL "")
+        set(msg "${rel}:${lineno}: dangling reference '${target}' (no such file)")
+    elseif(NOT anchor STREQUAL "" AND found MATCHES "\\.md$" AND NOT IS_DIRECTORY "${found}")
+        ddpm_md_anchors("${found}" anchors)
+        string(TOLOWER "${anchor}" anchor_lc)
+        if(NOT anchor_lc IN_LIST anchors)
+            set(msg "${rel}:${lineno}: dangling reference '${target}' (no heading with anchor #${anchor})")
+        endif()
+    endif()
+    if(msg)
+        string(FIND "${report}" "${msg}\n" seen)
+        if(NOT seen EQUAL -1)
+            return() # the same reference, found as a link and as a path
+        endif()
+        set(report "${report}${msg}\n" PARENT_SCOPE)
+        math(EXPR p "${problems} + 1")
+        set(problems ${p} PARENT_SCOPE)
+    endif()
+endfunction()
+
+# Pages that other work is writing right now, one root-relative path a line
+# ('#' starts a comment): references to them may dangle until they land, and
+# an entry whose file exists is itself an error (delete the entry then).
+set(PENDING_PATHS "")
+if(PENDING AND EXISTS "${PENDING}")
+    file(STRINGS "${PENDING}" pending_lines)
+    foreach(entry IN LISTS pending_lines)
+        string(REGEX REPLACE "#.*" "" entry "${entry}")
+        string(STRIP "${entry}" entry)
+        if(entry STREQUAL "")
+            continue()
+        endif()
+        if(EXISTS "${ROOT}/${entry}")
+            set(report "${report}${PENDING}: '${entry}' exists now: delete its line from the pending list\n")
+            math(EXPR problems "${problems} + 1")
+        endif()
+        list(APPEND PENDING_PATHS "${entry}")
+    endforeach()
+endif()
+
+# Every file to scan.
+set(files "")
+foreach(entry IN LISTS SCAN)
+    if(IS_DIRECTORY "${ROOT}/${entry}")
+        file(GLOB_RECURSE found LIST_DIRECTORIES false "${ROOT}/${entry}/*")
+        list(APPEND files ${found})
+    elseif(EXISTS "${ROOT}/${entry}")
+        list(APPEND files "${ROOT}/${entry}")
+    endif()
+endforeach()
+set(checked 0)
+foreach(file IN LISTS files)
+    file(RELATIVE_PATH rel "${ROOT}" "${file}")
+    set(skip FALSE)
+    foreach(ex IN LISTS EXCLUDE)
+        if(rel MATCHES "^${ex}(/|$)")
+            set(skip TRUE)
+        endif()
+    endforeach()
+    if(skip OR NOT rel MATCHES "\\.(md|hpp|cuh|h|cpp|cu|txt|cmake|sh|py|in)$")
+        continue()
+    endif()
+    math(EXPR checked "${checked} + 1")
+    # One list element per line, empty lines kept (file(STRINGS) drops them):
+    # ';', '[' and ']' would confuse CMake's list splitting, so they become
+    # control characters first.
+    file(READ "${file}" content)
+    string(REPLACE ";" "${SEMI}" content "${content}")
+    string(REPLACE "[" "${LB}" content "${content}")
+    string(REPLACE "]" "${RB}" content "${content}")
+    string(REPLACE "\n" ";" lines "${content}")
+    set(lineno 0)
+    set(in_fence FALSE)
+    foreach(line IN LISTS lines)
+        math(EXPR lineno "${lineno} + 1")
+        if(rel MATCHES "\\.md$" AND line MATCHES "^ *```")
+            if(in_fence)
+                set(in_fence FALSE)
+            else()
+                set(in_fence TRUE)
+            endif()
+        endif()
+        if(rel MATCHES "\\.md$" AND NOT in_fence)
+            # Relative Markdown links outside code: ](target) and ](target "title").
+            string(REGEX REPLACE "`[^`]*`" "" prose "${line}")
+            string(REGEX MATCHALL "${RB}\\([^) ]+" links "${prose}")
+            foreach(l IN LISTS links)
+                string(SUBSTRING "${l}" 2 -1 target)
+                if(target MATCHES "^[a-zA-Z][a-zA-Z0-9+.-]*:")
+                    continue()
+                endif()
+                ddpm_check_target("${file}" ${lineno} "${target}" link)
+            endforeach()
+        endif()
+        # Paths ending in .md, anywhere: docs/math.md, MATH.md, ../x.md#anchor
+        # (web addresses removed first).
+        string(REGEX REPLACE "[a-zA-Z][a-zA-Z0-9+.-]*://[^ )>\"'`]*" "" noweb "${line}")
+        string(REGEX MATCHALL "[A-Za-z0-9_./-]*[A-Za-z0-9_-]\\.md(#[A-Za-z0-9_-]+)?" mentions "${noweb}")
+        foreach(m IN LISTS mentions)
+            ddpm_check_target("${file}" ${lineno} "${m}" mention)
+        endforeach()
+    endforeach()
+endforeach()
+
+if(problems GREATER 0)
+    message("${report}")
+    message(FATAL_ERROR "check_links: ${problems} dangling reference(s) in ${checked} files")
+endif()
+message(STATUS "check_links: ${checked} files, no dangling reference")
