@@ -450,32 +450,12 @@ struct sigma_arrays {
     double init_noise_sigma = 1;
 };
 
-template <template <std::floating_point> class Scheduler>
-sigma_arrays euler_family_arrays(const sigma_request& r) {
+/// The arrays of one σ-based scheduler class, built with its options struct
+/// (each has spacing, steps_offset, sigmas and final_sigmas).
+template <template <std::floating_point> class Scheduler, class Options>
+sigma_arrays scheduler_arrays(const sigma_request& r) {
     auto run = [&]<class T>() {
-        ddpm::euler_options o;
-        o.spacing = r.spacing;
-        o.steps_offset = r.steps_offset;
-        o.sigmas = r.sigmas;
-        o.final_sigmas = r.final_sigmas;
-        Scheduler<T> s(r.schedule, {}, o);
-        s.set_timesteps(r.steps);
-        return sigma_arrays{{s.timesteps().begin(), s.timesteps().end()},
-                            {s.sigmas().begin(), s.sigmas().end()},
-                            static_cast<double>(s.init_noise_sigma())};
-    };
-    return r.float32 ? run.template operator()<float>() : run.template operator()<double>();
-}
-
-/// DPM-Solver (multistep) and UniPC: integer timesteps (printed as numbers),
-/// their sigmas and init_noise_sigma = 1.
-template <template <std::floating_point> class Scheduler>
-sigma_arrays multistep_arrays(const sigma_request& r) {
-    auto run = [&]<class T>() {
-        auto o = [&] {
-            if constexpr (std::is_same_v<Scheduler<T>, ddpm::unipc_scheduler<T>>) return ddpm::unipc_options{};
-            else return ddpm::dpm_solver_options{};
-        }();
+        Options o;
         o.spacing = r.spacing;
         o.steps_offset = r.steps_offset;
         o.sigmas = r.sigmas;
@@ -495,11 +475,11 @@ struct sigma_scheduler_row {
 };
 
 constexpr sigma_scheduler_row sigma_schedulers[] = {
-    {"euler", euler_family_arrays<ddpm::euler_scheduler>},
-    {"euler_ancestral", euler_family_arrays<ddpm::euler_ancestral_scheduler>},
-    {"heun", euler_family_arrays<ddpm::heun_scheduler>},
-    {"dpm", multistep_arrays<ddpm::dpm_solver_multistep_scheduler>},
-    {"unipc", multistep_arrays<ddpm::unipc_scheduler>},
+    {"euler", scheduler_arrays<ddpm::euler_scheduler, ddpm::euler_options>},
+    {"euler_ancestral", scheduler_arrays<ddpm::euler_ancestral_scheduler, ddpm::euler_options>},
+    {"heun", scheduler_arrays<ddpm::heun_scheduler, ddpm::euler_options>},
+    {"dpm", scheduler_arrays<ddpm::dpm_solver_multistep_scheduler, ddpm::dpm_solver_options>},
+    {"unipc", scheduler_arrays<ddpm::unipc_scheduler, ddpm::unipc_options>},
 };
 
 int print_sigma_timesteps(const sigma_scheduler_row& row, const parsed_options& opt,
