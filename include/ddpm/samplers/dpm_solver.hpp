@@ -26,8 +26,8 @@
 //  * dpm_solver_multistep_scheduler<T>::step(): diffusers' stateful step
 //    (history inside, reset by set_timesteps), for line-by-line ports and
 //    parity;
-//  * ddpm::dpm_solver_sample(): the one-call loop (detail::run_chain) with the
-//    history in a per-run state sized before the loop — nothing allocates in
+//  * ddpm::sample() (or its alias ddpm::dpm_solver_sample()): the one loop
+//    (detail::run_chain) with the history in a per-run state sized before the loop — nothing allocates in
 //    it; one pass over the batch per step (two with dynamic thresholding).
 //
 // What ddpm does where diffusers does not give a usable result
@@ -440,40 +440,8 @@ private:
     int m_last_order = 0;
 };
 
-namespace detail {
-
-/// The loop's view of a multistep scheduler: the chain interface of
-/// run_chain, with the run's own state (sized before the loop).
-template <class T, class S>
-struct multistep_chain {
-    const S& s;
-    multistep_state<T>& state;
-    [[nodiscard]] std::size_t num_steps() const noexcept { return s.num_steps(); }
-    [[nodiscard]] timestep_t model_timestep(std::size_t i) const noexcept { return s.model_timestep(i); }
-    [[nodiscard]] std::size_t output_channels() const noexcept { return s.output_channels(); }
-    [[nodiscard]] bool adds_noise(std::size_t i) const noexcept { return s.adds_noise(i); }
-    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>& noise,
-                 std::span<T> x_next, std::span<T> x0, std::size_t dim, step_scratch<T>& scratch,
-                 const execution& exec) const {
-        s.step_at(i, model_out, x, noise, x_next, x0, dim, scratch, exec, state);
-    }
-};
-
-/// Runs a multistep scheduler S (DPM-Solver, UniPC) through run_chain.
-template <class T, class S, class Model, class Noise, class Obs>
-std::size_t run_multistep(std::string_view where, const S& scheduler, Model& model, Noise& noise, std::span<T> out,
-                          const sampler_options& options, Obs& observe) {
-    if (scheduler.num_steps() == 0) throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
-    const batch_shape shape = run_shape(where, out.size(), options.batch);
-    multistep_state<T> state = scheduler.make_state(shape.batch, shape.dim);
-    const multistep_chain<T, S> chain{scheduler, state};
-    chain_workspace<T> ws;
-    return run_chain<T>(where, chain, model, noise, out, options, observe, ws);
-}
-
-} // namespace detail
-
-/// Multistep DPM-Solver sampling in one call, as ddpm::sample: x_T from
+/// Multistep DPM-Solver sampling in one call, a thin alias of
+/// ddpm::sample(scheduler, …) (its messages name ddpm::dpm_solver_sample): x_T from
 /// `noise` (step index 0; init_noise_sigma = 1) or from `out`; the network
 /// called at every entry of scheduler.timesteps() with that integer timestep;
 /// the update of dpm_solver_multistep_scheduler::step; for sde-dpmsolver++
@@ -485,22 +453,9 @@ std::size_t run_multistep(std::string_view where, const S& scheduler, Model& mod
 template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
 std::size_t dpm_solver_sample(const dpm_solver_multistep_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
                               const sampler_options& options = {}, Observer&& observe = Observer{}) {
-    static_assert(std::is_same_v<T, detail::value_of<O>>, "ddpm::dpm_solver_sample: out must hold the scheduler's T");
-    static_assert(denoiser<Model, T>,
-                  "ddpm::dpm_solver_sample: the model does not satisfy ddpm::denoiser<D, T>: it must be callable as "
-                  "d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
-    static_assert(noise_source<Noise, T>,
-                  "ddpm::dpm_solver_sample: the noise does not satisfy ddpm::noise_source<N, T>: it needs "
-                  "n.fill(std::span<T> out, std::uint64_t step)");
-    static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T>,
-                  "ddpm::dpm_solver_sample: the observer must be callable as f(std::size_t step, ddpm::timestep_t t, "
-                  "std::span<const T> x, std::span<const T> x0_hat)");
-    if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
-        return detail::run_multistep<T>("ddpm::dpm_solver_sample", scheduler, model, noise, as_mutable_span(out), options,
-                                        observe);
-    } else {
-        return 0;
-    }
+    return detail::sample_with("ddpm::dpm_solver_sample", scheduler, std::forward<Model>(model),
+                               std::forward<Noise>(noise), std::forward<O>(out), options,
+                               std::forward<Observer>(observe));
 }
 
 } // namespace ddpm
