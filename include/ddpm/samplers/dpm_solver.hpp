@@ -26,9 +26,10 @@
 //  * dpm_solver_multistep_scheduler<T>::step(): diffusers' stateful step
 //    (history inside, reset by set_timesteps), for line-by-line ports and
 //    parity;
-//  * ddpm::sample() (or its alias ddpm::dpm_solver_sample()): the one loop
-//    (detail::run_chain) with the history in a per-run state sized before the loop — nothing allocates in
-//    it; one pass over the batch per step (two with dynamic thresholding).
+//  * ddpm::sample(scheduler, …) (or its alias ddpm::dpm_solver_sample): the
+//    one loop of samplers/chain.hpp, with the history in the per-run
+//    state_type sized before the loop — nothing allocates in it; one pass over
+//    the batch per step (two with dynamic thresholding).
 //
 // What ddpm does where diffusers does not give a usable result
 // (docs/solvers.md, "Fixed differences"):
@@ -440,8 +441,9 @@ private:
     int m_last_order = 0;
 };
 
-/// Multistep DPM-Solver sampling in one call, a thin alias of
-/// ddpm::sample(scheduler, …) (its messages name ddpm::dpm_solver_sample): x_T from
+
+/// Multistep DPM-Solver sampling in one call — ddpm::sample(scheduler, …)
+/// under its own name (the one loop of samplers/chain.hpp): x_T from
 /// `noise` (step index 0; init_noise_sigma = 1) or from `out`; the network
 /// called at every entry of scheduler.timesteps() with that integer timestep;
 /// the update of dpm_solver_multistep_scheduler::step; for sde-dpmsolver++

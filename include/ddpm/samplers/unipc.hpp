@@ -18,7 +18,8 @@
 // min(solver_order, N − i, i + 1) (the N − i cap with lower_order_final).
 //
 // Two interfaces (as DPM-Solver, samplers/dpm_solver.hpp): the stateful
-// unipc_scheduler<T>::step() and the loop ddpm::sample() (alias ddpm::unipc_sample()).
+// unipc_scheduler<T>::step() and the loop ddpm::sample() (alias
+// ddpm::unipc_sample()).
 //
 // Fixed differences from diffusers (docs/solvers.md):
 //  * A first-order predictor has no B(h) term (diffusers multiplies B(h) by a
@@ -386,9 +387,8 @@ private:
     detail::unipc_step_info m_last{};
 };
 
-/// UniPC sampling in one call, a thin alias of ddpm::sample(scheduler, …)
-/// (its messages name ddpm::unipc_sample); deterministic: no noise after x_T.
-/// Allocates only before the loop.
+/// UniPC sampling in one call — ddpm::sample(scheduler, …) under its own name
+/// (deterministic: no noise after x_T). Allocates only before the loop.
 template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
 std::size_t unipc_sample(const unipc_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
                          const sampler_options& options = {}, Observer&& observe = Observer{}) {
