@@ -488,7 +488,8 @@ std::size_t sample_with(std::string_view where, const S& scheduler, Model&& mode
 } // namespace detail
 
 /// Sampling in one call, for every scheduler (DDPM, DDIM, Euler, Euler
-/// ancestral, Heun, …): x_T is drawn from `noise` (step index 0; multiplied
+/// ancestral, Heun, DPM-Solver, UniPC, any_scheduler; ddim_sample,
+/// dpm_solver_sample and unipc_sample are aliases of it): x_T is drawn from `noise` (step index 0; multiplied
 /// by the scheduler's init_noise_sigma where it has one) or read from `out`
 /// when options.start_from_input; then for every network call i the network
 /// is called on the whole batch (input scaled where the scheduler scales it)
