@@ -168,3 +168,67 @@ TEMPLATE_TEST_CASE("dispatch: fused kernels equal the scalar reference bit for b
         }
     }
 }
+
+#include <ddpm/kernels/combine.hpp>
+
+TEMPLATE_TEST_CASE("dispatch: solver kernels equal the scalar reference bit for bit on every path",
+                   "[kernels][dispatch][combine]", float, double) {
+    using T = TestType;
+    const restore_automatic restore;
+    const std::size_t B = 2;
+    const std::size_t D = GENERATE(3, 64, 1001);
+    INFO("D=" << D);
+    const auto o = gaussian<T>(B * D, 5), x = gaussian<T>(B * D, 6), base = gaussian<T>(B * D, 7);
+    const auto dprev = gaussian<T>(B * D, 8), in3 = gaussian<T>(B * D, 9);
+    const auto noise = kernels::step_noise<T>::from(kernels::noise_stream{5, 9, 1});
+
+    auto run = [&](backend bk) {
+        std::vector<std::vector<T>> all;
+        std::vector<kernels::combine_coefficients<T, 3>> cc(B);
+        cc[0] = {{T(0.5), T(-1.25), T(0.75)}, T(0.3)};
+        cc[1] = {{T(1.5), T(0.25), T(-0.5)}, T(0)};
+        std::vector<T> y(B * D);
+        kernels::combine<T, 3>(cc, {std::span<const T>(o), std::span<const T>(x), std::span<const T>(in3)}, noise, y,
+                               {1}, bk);
+        all.push_back(y);
+        for (const auto form : {kernels::sigma_x0_form::epsilon, kernels::sigma_x0_form::v, kernels::sigma_x0_form::sample})
+            for (const bool avg : {false, true}) {
+                kernels::sigma_step_coefficients<T> sc;
+                sc.form = form;
+                sc.a = T(0.7);
+                sc.b = T(1.9);
+                sc.s = T(1.3);
+                sc.dt = T(-0.2);
+                sc.average = avg;
+                sc.sigma_up = T(0.15);
+                sc.clip = true;
+                sc.clip_range = T(1.2);
+                const std::vector<kernels::sigma_step_coefficients<T>> scs(B, sc);
+                std::vector<T> next(B * D), x0(B * D), d(B * D);
+                kernels::sigma_step<T>(scs, {o, x, base, dprev, next, x0, d}, noise, {1}, bk);
+                all.push_back(next);
+                all.push_back(x0);
+                all.push_back(d);
+            }
+        for (const auto form : {kernels::output_form::identity, kernels::output_form::x_minus_bo_c,
+                                kernels::output_form::ax_minus_bo, kernels::output_form::ao_plus_bx}) {
+            const std::vector<kernels::output_coefficients<T>> ocs(B, {form, T(1.1), T(0.45), T(0.8)});
+            std::vector<T> out(B * D);
+            kernels::convert_output<T>(ocs, o, x, out, {1}, bk);
+            all.push_back(out);
+        }
+        return all;
+    };
+    const auto ref = run(backend::scalar);
+    for (const auto i : isas_to_test()) {
+        INFO("isa " << dispatch::name(i));
+        dispatch::force_isa(i);
+        CHECK(dispatch::active<kernels::detail::solver_table<T>>() == i);
+        const auto got = run(backend::simd);
+        REQUIRE(got.size() == ref.size());
+        for (std::size_t k = 0; k < ref.size(); ++k) {
+            INFO("output " << k);
+            REQUIRE(same_bits(got[k], ref[k]));
+        }
+    }
+}

@@ -11,4 +11,8 @@
 
 #include "ddpm/dispatch/arch_register.hpp"
 
+#if !DDPM_HAS_XSIMD
+#error "ddpm/dispatch/arch_avx2.cpp needs xsimd (DDPM_HAS_XSIMD=1)"
+#endif
+
 DDPM_DISPATCH_REGISTER(avx2, xsimd::fma3<xsimd::avx2>)

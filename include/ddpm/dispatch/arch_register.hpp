@@ -9,13 +9,14 @@
 #pragma once
 
 #include "ddpm/dispatch/isa.hpp"
+#include "ddpm/kernels/combine.hpp"
 #include "ddpm/kernels/fused.hpp"
 #include "ddpm/random/counter_noise.hpp"
 
 #if !DDPM_HAS_XSIMD
-#error "ddpm/dispatch arch files need xsimd (DDPM_HAS_XSIMD=1)"
-#endif
-
+// Without xsimd there is nothing to register (the arch files need xsimd).
+#define DDPM_DISPATCH_REGISTER(Isa, Arch)
+#else
 /// Defines and registers the tables of `Arch` under dispatch::isa::`Isa`.
 #define DDPM_DISPATCH_REGISTER(Isa, Arch)                                                                        \
     namespace {                                                                                                  \
@@ -24,10 +25,17 @@
         ::ddpm::kernels::detail::make_kernel_table<float, Arch>();                                               \
     constexpr ::ddpm::kernels::detail::kernel_table<double> ddpm_kernels_d =                                     \
         ::ddpm::kernels::detail::make_kernel_table<double, Arch>();                                              \
+    constexpr ::ddpm::kernels::detail::solver_table<float> ddpm_solvers_f =                                      \
+        ::ddpm::kernels::detail::make_solver_table<float, Arch>();                                               \
+    constexpr ::ddpm::kernels::detail::solver_table<double> ddpm_solvers_d =                                     \
+        ::ddpm::kernels::detail::make_solver_table<double, Arch>();                                              \
     const bool ddpm_registered = [] {                                                                            \
         ::ddpm::dispatch::register_table(::ddpm::dispatch::isa::Isa, &ddpm_fill_table);                          \
         ::ddpm::dispatch::register_table(::ddpm::dispatch::isa::Isa, &ddpm_kernels_f);                           \
         ::ddpm::dispatch::register_table(::ddpm::dispatch::isa::Isa, &ddpm_kernels_d);                           \
+        ::ddpm::dispatch::register_table(::ddpm::dispatch::isa::Isa, &ddpm_solvers_f);                           \
+        ::ddpm::dispatch::register_table(::ddpm::dispatch::isa::Isa, &ddpm_solvers_d);                           \
         return true;                                                                                             \
     }();                                                                                                         \
     }
+#endif
