@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """Default build against native build, ratios from one run.
 
-Runs two Google Benchmark binaries built from the same source (e.g.
-bench_kernels_default, compiled at the default x86-64 flags and reaching AVX2
-through run-time dispatch, and bench_kernels, compiled -march=native) back to
-back, alternating, `--rounds` times, and prints per benchmark the median
-items/s of each and the ratio default / native (target >= 0.8).
+Runs two Google Benchmark binaries built from the same source -- e.g.
+bench_kernels_default (compiled at the default x86-64 flags; its kernels reach
+AVX2 through run-time dispatch) and bench_kernels (compiled -march=native) --
+back to back, alternating the order, `--rounds` times, and prints for every
+benchmark the median rate of each and the ratio default / native (issue 12's
+target: >= 0.8). With --baseline it also runs the default binary with
+DDPM_FORCE_ISA=baseline (the default build as it was without dispatch).
+
+Two rates are printed: items/s over wall time (what Google Benchmark reports
+with UseRealTime) and items/s over the process's CPU time, which is the
+steadier one on a loaded machine for one-thread benchmarks (for two threads
+the CPU time counts the caller only).
 
   python3 benchmarks/compare_builds.py \\
       --default build/benchmarks/bench_kernels_default --native build/benchmarks/bench_kernels \\
-      --filter 'simd:1' --rounds 5 --min-time 0.2
+      --filter 'simd:1' --rounds 5 --min-time 0.2 --baseline
 """
 import argparse
 import json
@@ -18,14 +25,18 @@ import statistics
 import subprocess
 
 
-def run(binary, flt, min_time):
+def run(binary, flt, min_time, env=None):
     cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
     if flt:
         cmd.append(f"--benchmark_filter={flt}")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=full_env).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
-        res[b["name"]] = (b.get("items_per_second", 0.0), b.get("dispatch_isa"))
+        ips = b.get("items_per_second", 0.0)
+        cpu_ips = ips * b["real_time"] / b["cpu_time"] if b.get("cpu_time") else 0.0
+        res[b["name"]] = (ips, cpu_ips, b.get("dispatch_isa"))
     return res
 
 
@@ -36,28 +47,43 @@ def main():
     ap.add_argument("--filter", default="")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.2)
+    ap.add_argument("--baseline", action="store_true", help="also run the default binary with DDPM_FORCE_ISA=baseline")
     a = ap.parse_args()
-    rates = {"default": {}, "native": {}}
+    kinds = [("default", a.default, None), ("native", a.native, None)]
+    if a.baseline:
+        kinds.append(("baseline", a.default, {"DDPM_FORCE_ISA": "baseline"}))
+    wall = {k[0]: {} for k in kinds}
+    cpu = {k[0]: {} for k in kinds}
     isa = {}
+    load_before = os.getloadavg()
     for r in range(a.rounds):
-        # alternate which binary goes first, so drift hits both alike
-        order = [("default", a.default), ("native", a.native)]
-        if r % 2:
-            order.reverse()
-        for kind, binary in order:
-            for name, (ips, d) in run(binary, a.filter, a.min_time).items():
-                rates[kind].setdefault(name, []).append(ips)
+        order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]  # rotate: drift hits every binary alike
+        for kind, binary, env in order:
+            for name, (ips, cips, d) in run(binary, a.filter, a.min_time, env).items():
+                wall[kind].setdefault(name, []).append(ips)
+                cpu[kind].setdefault(name, []).append(cips)
                 if kind == "default":
                     isa[name] = d
-    print(f"load average before/after: {os.getloadavg()}")
-    print(f"| benchmark | default (10^9/s) | native (10^9/s) | default / native | dispatched isa (default) |")
-    print("|---|---|---|---|---|")
-    for name in rates["default"]:
-        if name not in rates["native"]:
+    print(f"load average (1, 5, 15 min) before: {load_before}, after: {os.getloadavg()}")
+    print(f"medians of {a.rounds} rounds; rates in 10^9 items/s")
+    head = "| benchmark | isa | default wall | native wall | default/native wall | default cpu | native cpu | default/native cpu |"
+    sep = "|---|---|---|---|---|---|---|---|"
+    if a.baseline:
+        head += " no-dispatch/native cpu |"
+        sep += "---|"
+    print(head)
+    print(sep)
+    med = statistics.median
+    for name in wall["default"]:
+        if name not in wall["native"]:
             continue
-        d = statistics.median(rates["default"][name])
-        n = statistics.median(rates["native"][name])
-        print(f"| {name} | {d / 1e9:.3f} | {n / 1e9:.3f} | {d / n:.2f} | {isa.get(name)} |")
+        dw, nw = med(wall["default"][name]), med(wall["native"][name])
+        dc, nc = med(cpu["default"][name]), med(cpu["native"][name])
+        row = (f"| {name} | {isa.get(name)} | {dw / 1e9:.3f} | {nw / 1e9:.3f} | {dw / nw:.2f} | "
+               f"{dc / 1e9:.3f} | {nc / 1e9:.3f} | {dc / nc:.2f} |")
+        if a.baseline:
+            row += f" {med(cpu['baseline'][name]) / nc:.2f} |"
+        print(row)
 
 
 if __name__ == "__main__":

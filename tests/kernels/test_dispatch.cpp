@@ -8,9 +8,12 @@
 #include <catch2/catch.hpp>
 
 #include <ddpm/dispatch/isa.hpp>
+#include <ddpm/kernels/combine.hpp>
 #include <ddpm/kernels/fused.hpp>
 #include <ddpm/random/counter_noise.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -169,7 +172,6 @@ TEMPLATE_TEST_CASE("dispatch: fused kernels equal the scalar reference bit for b
     }
 }
 
-#include <ddpm/kernels/combine.hpp>
 
 TEMPLATE_TEST_CASE("dispatch: solver kernels equal the scalar reference bit for bit on every path",
                    "[kernels][dispatch][combine]", float, double) {
@@ -230,5 +232,33 @@ TEMPLATE_TEST_CASE("dispatch: solver kernels equal the scalar reference bit for 
             INFO("output " << k);
             REQUIRE(same_bits(got[k], ref[k]));
         }
+    }
+}
+
+TEMPLATE_TEST_CASE("dispatch: reductions give the same bits on every SIMD path", "[kernels][dispatch][reduce]", float,
+                   double) {
+    using T = TestType;
+    const restore_automatic restore;
+    const std::size_t B = 3;
+    const std::size_t D = GENERATE(1, 15, 16, 17, 100, 3000);
+    INFO("D=" << D);
+    const auto p = gaussian<T>(B * D, 11), q = gaussian<T>(B * D, 12);
+    const std::vector<T> w{T(1), T(0.5), T(2)}, lv1{T(-1), T(0), T(0.5)}, lv2{T(-0.5), T(0.2), T(1)};
+    auto run = [&](backend bk) {
+        std::vector<T> mse(B), kl(B);
+        kernels::weighted_mse<T>(p, q, w, B, mse, {1}, bk);
+        kernels::gaussian_kl_sum<T>(p, lv1, q, lv2, kl, {1}, bk);
+        mse.insert(mse.end(), kl.begin(), kl.end());
+        return mse;
+    };
+    const auto ref = run(backend::scalar);
+    dispatch::force_isa(dispatch::isa::baseline);
+    const auto base = run(backend::simd);
+    for (std::size_t k = 0; k < ref.size(); ++k)
+        REQUIRE(std::abs(double(base[k]) - double(ref[k])) <= 1e-5 * std::max(1.0, std::abs(double(ref[k]))));
+    for (const auto i : isas_to_test()) {
+        INFO("isa " << dispatch::name(i));
+        dispatch::force_isa(i);
+        REQUIRE(same_bits(run(backend::simd), base));
     }
 }

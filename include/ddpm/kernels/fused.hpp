@@ -314,16 +314,22 @@ struct kernel_table {
                              const reverse_coefficients<T>&, const x0_clip<T>&) noexcept;
     using ddim_fn = void (*)(const T*, const T*, const T*, T*, T*, std::size_t, const ddim_coefficients<T>&,
                              const x0_clip<T>&) noexcept;
+    using sqdist_fn = double (*)(const T*, const T*, std::size_t) noexcept;
     forward_fn forward = nullptr;
     ddpm_fn ddpm[3][2] = {}; ///< [form_index][clip], fixed variance
     ddim_fn ddim[3][2] = {}; ///< [form_index][clip]
+    sqdist_fn squared_distance = nullptr; ///< Σ (p − q)² of one row (weighted_mse, gaussian_kl_sum)
 };
+
+template <backend Bk, class T, class Arch>
+double squared_distance_range(const T* p, const T* q, std::size_t n) noexcept;
 
 /// The kernel_table of `Arch` (instantiated by the arch files only).
 template <class T, class Arch>
 constexpr kernel_table<T> make_kernel_table() noexcept {
     kernel_table<T> t;
     t.forward = &forward_range<backend::simd, T, Arch>;
+    t.squared_distance = &squared_distance_range<backend::simd, T, Arch>;
     auto add = [&]<x0_form F, bool C>() {
         t.ddpm[form_index(F)][C] = &ddpm_range<backend::simd, F, C, step_variance::fixed, T, Arch>;
         t.ddim[form_index(F)][C] = &ddim_range<backend::simd, F, C, T, Arch>;
@@ -523,48 +529,53 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
 }
 
 // ---------------------------------------------------------------------------
-// Reductions. Per-sample results are summed in a fixed order (SIMD lanes, then
-// chunks in element order), so they do not depend on the thread count; the
-// scalar and SIMD backends may differ in the last bits (different summation
-// order).
+// Reductions. Per-sample results are summed in a fixed order that depends on
+// neither the thread count nor the SIMD width: 64/sizeof(T) partial sums in T
+// (element i feeds partial i mod 64/sizeof(T)), added in index order in
+// double, then the tail in double. So every SIMD path (SSE2, AVX2, AVX-512,
+// dispatched or compiled in) gives the same bits; the scalar backend sums
+// every element in double and may differ from them in the last bits.
 
 namespace detail {
 
-/// Σ f(i) over one row, accumulated in double.
-template <backend Bk, class T, class Batch, class Scalar>
-double row_sum(std::size_t n, Batch&& fb, Scalar&& fs) noexcept {
+/// Σ_i (p_i − q_i)² over one row, in the order described above.
+template <backend Bk, class T, class Arch = default_simd_arch>
+double squared_distance_range(const T* p, const T* q, std::size_t n) noexcept {
     std::size_t i = 0;
     double total = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
-        using batch = xsimd::batch<T>;
-        batch acc(T(0));
-        for (; i + batch::size <= n; i += batch::size) acc = acc + fb(i);
-        total = static_cast<double>(horizontal_sum(acc));
+        using batch = xsimd::batch<T, Arch>;
+        constexpr std::size_t partials = 64 / sizeof(T);
+        if constexpr (partials % batch::size == 0) {
+            constexpr std::size_t accs = partials / batch::size;
+            batch acc[accs];
+            for (std::size_t a = 0; a < accs; ++a) acc[a] = batch(T(0));
+            for (; i + partials <= n; i += partials)
+                for (std::size_t a = 0; a < accs; ++a) {
+                    const batch d = batch::load_unaligned(p + i + a * batch::size) -
+                                    batch::load_unaligned(q + i + a * batch::size);
+                    acc[a] = acc[a] + d * d;
+                }
+            alignas(64) T part[partials];
+            for (std::size_t a = 0; a < accs; ++a) acc[a].store_unaligned(part + a * batch::size);
+            for (std::size_t j = 0; j < partials; ++j) total += static_cast<double>(part[j]);
+        }
     }
 #endif
-    (void)fb;
-    for (; i < n; ++i) total += static_cast<double>(fs(i));
+    for (; i < n; ++i) {
+        const T d = p[i] - q[i];
+        total += static_cast<double>(d * d);
+    }
     return total;
 }
 
-/// Σ_i (p_i − q_i)² over one row, accumulated as row_sum does.
+/// squared_distance_range through the dispatched table when there is one.
 template <class T>
-double squared_distance(const T* p, const T* q, std::size_t n, backend bk) noexcept {
-    auto fs = [&](std::size_t i) {
-        const T d = p[i] - q[i];
-        return d * d;
-    };
-#if DDPM_HAS_XSIMD
-    auto fb = [&](std::size_t i) {
-        const auto d = xsimd::batch<T>::load_unaligned(p + i) - xsimd::batch<T>::load_unaligned(q + i);
-        return d * d;
-    };
-    return bk == backend::simd ? row_sum<backend::simd, T>(n, fb, fs) : row_sum<backend::scalar, T>(n, fb, fs);
-#else
-    (void)bk;
-    return row_sum<backend::scalar, T>(n, 0, fs);
-#endif
+double squared_distance(const T* p, const T* q, std::size_t n, backend bk, const kernel_table<T>* table) noexcept {
+    if (table) return table->squared_distance(p, q, n);
+    return bk == backend::simd ? squared_distance_range<backend::simd, T>(p, q, n)
+                               : squared_distance_range<backend::scalar, T>(p, q, n);
 }
 
 } // namespace detail
@@ -579,8 +590,10 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
     detail::check_equal(where, "target", target.size(), prediction.size(), "elements (B x D)");
     if (!weights.empty()) detail::check_equal(where, "weights", weights.size(), batch, "(one per sample, or none)");
     detail::check_equal(where, "out", out.size(), batch, "(one per sample)");
+    const auto* table = detail::simd_table<T>(where, bk);
     parallel_for(exec, batch, [&](std::size_t b) {
-        const double s = detail::squared_distance<T>(prediction.data() + b * dim, target.data() + b * dim, dim, bk);
+        const double s =
+            detail::squared_distance<T>(prediction.data() + b * dim, target.data() + b * dim, dim, bk, table);
         const double w = weights.empty() ? 1.0 : static_cast<double>(weights[b]);
         out[b] = static_cast<T>(w * s / static_cast<double>(dim));
     });
@@ -600,8 +613,9 @@ void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::
     detail::check_equal(where, "mean2", mean2.size(), mean1.size(), "elements (B x D)");
     detail::check_equal(where, "logvar1", logvar1.size(), batch, "(one per sample)");
     detail::check_equal(where, "logvar2", logvar2.size(), batch, "(one per sample)");
+    const auto* table = detail::simd_table<T>(where, bk);
     parallel_for(exec, batch, [&](std::size_t b) {
-        const double sq = detail::squared_distance<T>(mean1.data() + b * dim, mean2.data() + b * dim, dim, bk);
+        const double sq = detail::squared_distance<T>(mean1.data() + b * dim, mean2.data() + b * dim, dim, bk, table);
         const double l1 = static_cast<double>(logvar1[b]), l2 = static_cast<double>(logvar2[b]);
         const double n = static_cast<double>(dim);
         out[b] = static_cast<T>(0.5 * (n * (-1.0 + l2 - l1 + std::exp(l1 - l2)) + sq * std::exp(-l2)));
