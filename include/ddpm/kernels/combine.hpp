@@ -221,17 +221,6 @@ constexpr solver_table<T> make_solver_table() noexcept {
     return t;
 }
 
-/// The dispatched solver table for a call with backend `bk` (null: compile-time code).
-template <class T>
-[[nodiscard]] const solver_table<T>* solver_simd_table(std::string_view where, backend bk) {
-#if DDPM_HAS_XSIMD
-    if (bk == backend::simd) return dispatch::resolve<solver_table<T>>(where);
-#endif
-    (void)where;
-    (void)bk;
-    return nullptr;
-}
-
 /// The chunk's noise: drawn from the counter stream into `buf`, or a pointer
 /// into the caller's buffer, or none.
 template <class T>
@@ -264,7 +253,7 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
         detail::check_equal(where, "inputs[" + std::to_string(k) + "]", inputs[k].size(), x_next.size(),
                             "elements (B x D)");
     detail::check_noise(where, noise, x_next.size());
-    const auto* table = detail::solver_simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
     const auto dispatched = table ? table->template combine<K>() : nullptr;
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
@@ -317,7 +306,7 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
     if (!buf.derivative.empty())
         detail::check_equal(where, "derivative", buf.derivative.size(), total, "elements (B x D, or none)");
     detail::check_noise(where, noise, total);
-    const auto* table = detail::solver_simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
         const auto& c = coefficients[row];
@@ -358,7 +347,7 @@ void convert_output(std::span<const output_coefficients<T>> coefficients, std::s
     detail::check_equal(where, "model_output", model_output.size(), channels * x.size(),
                         channels == 1 ? "elements (B x D)" : "elements (B x 2D)");
     detail::check_equal(where, "y", y.size(), x.size(), "elements (B x D)");
-    const auto* table = detail::solver_simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         const auto& c = coefficients[row];
         const std::size_t off = row * dim + first;

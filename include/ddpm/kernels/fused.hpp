@@ -340,11 +340,12 @@ constexpr kernel_table<T> make_kernel_table() noexcept {
     return t;
 }
 
-/// The dispatched table for a call with backend `bk` (null: compile-time code).
-template <class T>
-[[nodiscard]] const kernel_table<T>* simd_table(std::string_view where, backend bk) {
+/// The dispatched table of kind `Table` for a call with backend `bk` (null:
+/// the compile-time code).
+template <class Table>
+[[nodiscard]] const Table* dispatched(std::string_view where, backend bk) {
 #if DDPM_HAS_XSIMD
-    if (bk == backend::simd) return dispatch::resolve<kernel_table<T>>(where);
+    if (bk == backend::simd) return dispatch::resolve<Table>(where);
 #endif
     (void)where;
     (void)bk;
@@ -388,7 +389,7 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "b", b.size(), a.size(), "(one per sample)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "eps", eps.size(), x0.size(), "elements (B x D)");
-    const auto* table = detail::simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         const std::size_t off = row * dim + first;
         detail::draw<T>(ns, row, first, n, eps.data() + off, bk);
@@ -410,7 +411,7 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "b", b.size(), a.size(), "(one per sample)");
     detail::check_equal(where, "noise", noise.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
-    const auto* table = detail::simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         const std::size_t off = row * dim + first;
         if (table)
@@ -445,7 +446,7 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
     detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
     if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
     detail::check_noise(where, noise, xt.size());
-    const auto* table = detail::simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
@@ -500,7 +501,7 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
     detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
     if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
     detail::check_noise(where, noise, xt.size());
-    const auto* table = detail::simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
@@ -590,7 +591,7 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
     detail::check_equal(where, "target", target.size(), prediction.size(), "elements (B x D)");
     if (!weights.empty()) detail::check_equal(where, "weights", weights.size(), batch, "(one per sample, or none)");
     detail::check_equal(where, "out", out.size(), batch, "(one per sample)");
-    const auto* table = detail::simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     parallel_for(exec, batch, [&](std::size_t b) {
         const double s =
             detail::squared_distance<T>(prediction.data() + b * dim, target.data() + b * dim, dim, bk, table);
@@ -613,7 +614,7 @@ void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::
     detail::check_equal(where, "mean2", mean2.size(), mean1.size(), "elements (B x D)");
     detail::check_equal(where, "logvar1", logvar1.size(), batch, "(one per sample)");
     detail::check_equal(where, "logvar2", logvar2.size(), batch, "(one per sample)");
-    const auto* table = detail::simd_table<T>(where, bk);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     parallel_for(exec, batch, [&](std::size_t b) {
         const double sq = detail::squared_distance<T>(mean1.data() + b * dim, mean2.data() + b * dim, dim, bk, table);
         const double l1 = static_cast<double>(logvar1[b]), l2 = static_cast<double>(logvar2[b]);
