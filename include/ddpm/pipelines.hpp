@@ -134,33 +134,17 @@ std::size_t run(std::string_view where, const S& s, std::size_t first, Model& mo
     if (s.num_steps() == 0) throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
     if (first >= s.num_steps())
         throw_invalid(where, "first step", first, "< num_steps() = " + std::to_string(s.num_steps()));
-    const batch_shape shape = run_shape(where, out.size(), opt.batch);
     bool stop = false;
     const auto observer = [&stop](auto&&...) { return !stop; };
     auto observe = observer;
     chain_workspace<T> ws;
-    const auto go = [&](const auto& inner) -> std::size_t {
-        using C = std::remove_cvref_t<decltype(inner)>;
-        const hooked_chain<T, C, Hook> chain{inner, first, hook, stop, !start.empty()};
-        if (start.empty()) return run_chain<T>(where, chain, model, noise, out, opt, observe, ws);
-        start_noise<Noise, T> sn{noise, start};
-        opt.start_from_input = false;
-        return run_chain<T>(where, chain, model, sn, out, opt, observe, ws);
-    };
-    if constexpr (is_multistep_v<S, T>) {
-        const bool dpm = std::is_same_v<S, dpm_solver_multistep_scheduler<T>>;
-        std::size_t order = 0;
-        if constexpr (std::is_same_v<S, dpm_solver_multistep_scheduler<T>>)
-            order = static_cast<std::size_t>(s.dpm().solver_order);
-        else order = static_cast<std::size_t>(s.uni().solver_order) + 1;
-        multistep_state<T> state;
-        state.resize(order, shape.elements(), shape.dim, !dpm);
-        state.started = true;
-        const multistep_chain<T, S> inner{s, state};
-        return go(inner);
-    } else {
-        return go(s);
-    }
+    // A multistep scheduler's history comes from its make_state (hooked_chain
+    // forwards it); run_chain checks the sizes before anything runs.
+    const hooked_chain<T, S, Hook> chain{s, first, hook, stop, !start.empty()};
+    if (start.empty()) return run_chain<T>(where, chain, model, noise, out, opt, observe, ws);
+    start_noise<Noise, T> sn{noise, start};
+    opt.start_from_input = false;
+    return run_chain<T>(where, chain, model, sn, out, opt, observe, ws);
 }
 
 } // namespace detail::pipelines
