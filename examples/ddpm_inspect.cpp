@@ -19,9 +19,11 @@
 // option parser (`parse_options`), the value parsers (`parse_int`,
 // `parse_double`, `parse_profile`) and the JSON writer (`json_writer`) are
 // shared by every subcommand.
+#include <ddpm/samplers/dpm_solver.hpp>
 #include <ddpm/samplers/euler.hpp>
 #include <ddpm/samplers/heun.hpp>
 #include <ddpm/samplers/timesteps.hpp>
+#include <ddpm/samplers/unipc.hpp>
 #include <ddpm/schedule/noise_schedule.hpp>
 #include <ddpm/schedule/profile.hpp>
 #include <ddpm/schedule/scheduler_config.hpp>
@@ -41,6 +43,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -387,10 +390,12 @@ indices into the training schedule (ddpm::make_timesteps):
   leading   arange(N) * (T // N) reversed, + steps_offset
   trailing  round(arange(T, 0, -T/N)) - 1; no offset
 
---scheduler euler, euler_ancestral or heun (the σ-based schedulers): the
-arrays of diffusers' EulerDiscreteScheduler / EulerAncestralDiscreteScheduler /
-HeunDiscreteScheduler.set_timesteps(N) as ddpm computes them: "timesteps"
-(the real values the network gets; Heun's 2N-1 interleaved ones), "sigmas"
+--scheduler euler, euler_ancestral, heun, dpm or unipc (the σ-based
+schedulers): the arrays of diffusers' EulerDiscreteScheduler /
+EulerAncestralDiscreteScheduler / HeunDiscreteScheduler /
+DPMSolverMultistepScheduler / UniPCMultistepScheduler.set_timesteps(N) as ddpm
+computes them: "timesteps" (the values the network gets: real for the Euler
+family, Heun's 2N-1 interleaved ones; integers for dpm and unipc), "sigmas"
 (one more) and "init_noise_sigma", in --precision (float32 values are printed
 widened to double, exactly). The training schedule matters here: it is built
 from --schedule/--beta-start/--beta-end (or --config) under --profile.
@@ -402,7 +407,8 @@ options:
                        recorded in meta
   --timesteps T        number of training timesteps, T >= 1
   --steps N            number of inference steps, 1 <= N <= T (σ-based
-                       schedulers accept N > T, as diffusers does)
+                       schedulers of the Euler family accept N > T, as diffusers
+                       does; dpm and unipc reject it)
   --spacing S          linspace, leading or trailing (diffusers' timestep_spacing)
   --steps-offset K     added by the leading spacing, K >= 0 (default 0)
   --config FILE        a diffusers scheduler_config.json, or a folder holding
@@ -410,20 +416,20 @@ options:
                        num_train_timesteps, timestep_spacing and steps_offset (and
                        the betas) come from it (replaces --schedule, --timesteps,
                        --spacing and --steps-offset)
-  --scheduler S        ddpm (default), ddim, euler, euler_ancestral, heun
+  --scheduler S        ddpm (default), ddim, euler, euler_ancestral, heun, dpm, unipc
   -h, --help           this text
 
-σ-scheduler options (euler, euler_ancestral, heun):
+σ-scheduler options (euler, euler_ancestral, heun, dpm, unipc):
   --beta-start X       default 0.0001
   --beta-end Y         default 0.02
   --sigmas S           discrete (default), karras or exponential
-  --final-sigmas F     zero (default) or sigma_min (euler only)
+  --final-sigmas F     zero (default) or sigma_min (euler, dpm, unipc)
   --profile P          default, ho2020, improved_diffusion or diffusers (the
                        default here: float32 tables as diffusers ships them)
   --precision P        float32 (default) or float64
 
 exit status: 0 success, 1 unusable --config file, 2 bad command line (including
-N < 1, N > T for ddpm/ddim, an unknown spacing or scheduler, or an offset that
+N < 1, N > T for ddpm/ddim/dpm/unipc, an unknown spacing or scheduler, or an offset that
 pushes a timestep to T).
 )";
 
@@ -444,10 +450,12 @@ struct sigma_arrays {
     double init_noise_sigma = 1;
 };
 
-template <template <std::floating_point> class Scheduler>
-sigma_arrays euler_family_arrays(const sigma_request& r) {
+/// The arrays of one σ-based scheduler class, built with its options struct
+/// (each has spacing, steps_offset, sigmas and final_sigmas).
+template <template <std::floating_point> class Scheduler, class Options>
+sigma_arrays scheduler_arrays(const sigma_request& r) {
     auto run = [&]<class T>() {
-        ddpm::euler_options o;
+        Options o;
         o.spacing = r.spacing;
         o.steps_offset = r.steps_offset;
         o.sigmas = r.sigmas;
@@ -467,11 +475,11 @@ struct sigma_scheduler_row {
 };
 
 constexpr sigma_scheduler_row sigma_schedulers[] = {
-    {"euler", euler_family_arrays<ddpm::euler_scheduler>},
-    {"euler_ancestral", euler_family_arrays<ddpm::euler_ancestral_scheduler>},
-    {"heun", euler_family_arrays<ddpm::heun_scheduler>},
-    // EXTENSION POINT: {"dpm", …}, {"unipc", …} rows (their own options go
-    // in sigma_request).
+    {"euler", scheduler_arrays<ddpm::euler_scheduler, ddpm::euler_options>},
+    {"euler_ancestral", scheduler_arrays<ddpm::euler_ancestral_scheduler, ddpm::euler_options>},
+    {"heun", scheduler_arrays<ddpm::heun_scheduler, ddpm::euler_options>},
+    {"dpm", scheduler_arrays<ddpm::dpm_solver_multistep_scheduler, ddpm::dpm_solver_options>},
+    {"unipc", scheduler_arrays<ddpm::unipc_scheduler, ddpm::unipc_options>},
 };
 
 int print_sigma_timesteps(const sigma_scheduler_row& row, const parsed_options& opt,

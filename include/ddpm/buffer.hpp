@@ -91,6 +91,15 @@ template <output_buffer B>
 
 namespace detail {
 
+/// Runs an adapter's batch-layout check of a sampler's output, where the
+/// adapter has one (Eigen: a ColMajor B×D matrix interleaves the samples).
+template <class B>
+void check_output_layout(const B& b, std::size_t batch, std::string_view name) {
+    if constexpr (requires { traits_of<B>::check_layout(b, batch, name); }) {
+        if (batch > 0) traits_of<B>::check_layout(b, batch, name);
+    }
+}
+
 /// Shape of one batched call: B samples of D elements.
 struct batch_shape {
     std::size_t batch = 0;

@@ -1,4 +1,4 @@
-// `ddpm_inspect timesteps --scheduler euler|euler_ancestral|heun`: the arrays
+// `ddpm_inspect timesteps --scheduler euler|euler_ancestral|heun|dpm|unipc`: the arrays
 // of the σ-based schedulers against diffusers' set_timesteps arrays in
 // tests/data/solvers.json (N <= 50, bit for bit in float32), and the options
 // that only they take.
@@ -22,11 +22,13 @@ TEST_CASE("ddpm_inspect timesteps --scheduler euler CLI tests", "[inspect][cli][
 
 using nlohmann::json;
 
-TEST_CASE("ddpm_inspect timesteps --scheduler euler|euler_ancestral|heun equals diffusers",
+TEST_CASE("ddpm_inspect timesteps --scheduler euler|euler_ancestral|heun|dpm|unipc equals diffusers",
           "[inspect][cli][timesteps][solvers]") {
     const std::map<std::string, std::string> names{{"EulerDiscreteScheduler", "euler"},
                                                    {"EulerAncestralDiscreteScheduler", "euler_ancestral"},
-                                                   {"HeunDiscreteScheduler", "heun"}};
+                                                   {"HeunDiscreteScheduler", "heun"},
+                                                   {"DPMSolverMultistepScheduler", "dpm"},
+                                                   {"UniPCMultistepScheduler", "unipc"}};
     std::size_t checked = 0;
     for (const json& e : ddpm_test::golden("solvers.json").at("set_timesteps_table").at("entries")) {
         const auto it = names.find(e.at("scheduler").get<std::string>());
@@ -46,7 +48,8 @@ TEST_CASE("ddpm_inspect timesteps --scheduler euler|euler_ancestral|heun equals 
         // float32 values printed with 17 digits parse back to the same float
         const auto got = j.at("timesteps").get<std::vector<double>>();
         const auto want = ddpm_test::values(e.at("timesteps"));
-        if (c.value("use_karras_sigmas", false)) {
+        if (c.value("use_karras_sigmas", false) && it->second != "dpm" && it->second != "unipc") {
+            // (dpm / unipc round their Karras timesteps: exact)
             // diffusers' log-σ table is numpy's SIMD float32 log, not correctly
             // rounded: Karras timesteps may differ by 2 float32 ulp (docs/solvers.md)
             CHECK(ddpm_test::max_rel_diff(got, want) <= 3e-7);
@@ -58,7 +61,7 @@ TEST_CASE("ddpm_inspect timesteps --scheduler euler|euler_ancestral|heun equals 
         CHECK(j.at("meta").at("scheduler") == it->second);
         ++checked;
     }
-    CHECK(checked == 5 * (6 + 3 + 6));
+    CHECK(checked == 5 * (6 + 3 + 6 + 6 + 6));
 }
 
 TEST_CASE("ddpm_inspect timesteps: σ-scheduler options are checked", "[inspect][cli][timesteps][solvers]") {
@@ -74,7 +77,10 @@ TEST_CASE("ddpm_inspect timesteps: σ-scheduler options are checked", "[inspect]
     CHECK(with({"--steps", "10", "--scheduler", "ddim", "--sigmas", "karras"}).exit_code == 2); // σ option, ddim
     CHECK(with({"--steps", "10", "--scheduler", "heun", "--final-sigmas", "sigma_min"}).exit_code == 2);
     CHECK(with({"--steps", "10", "--scheduler", "euler", "--precision", "half"}).exit_code == 2);
-    // N > T is accepted for the σ-based schedulers, as diffusers does
+    // N > T: dpm and unipc refuse it (docs/solvers.md, "Fixed differences")
+    CHECK(with({"--steps", "1001", "--scheduler", "dpm"}).exit_code == 2);
+    CHECK(with({"--steps", "1001", "--scheduler", "unipc"}).exit_code == 2);
+    // N > T is accepted for the Euler family, as diffusers does
     const auto big = with({"--steps", "1001", "--scheduler", "euler"});
     CHECK(big.exit_code == 0);
     const auto f64 = with({"--steps", "3", "--scheduler", "euler", "--precision", "float64", "--final-sigmas",

@@ -59,6 +59,9 @@ TEST_CASE("sigma helpers follow numpy", "[samplers][solvers][sigmas]") {
     CHECK(sigma_to_t<double>(std::exp(0.5 * (logs[10] + logs[11])), logs) == Approx(10.5).margin(1e-9));
     CHECK(sigma_to_t<double>(1e-6, logs) == 0.0);  // clipped below σ_0
     CHECK(sigma_to_t<double>(1e6, logs) == 999.0); // and above σ_max
+    // float helpers: expm1 keeps tiny arguments, exp inverts log
+    CHECK(expm1_of(1e-8f) == Approx(1e-8).epsilon(1e-6));
+    CHECK(exp_of(log_of(123.25f)) == Approx(123.25f).epsilon(1e-6));
     // λ = −log σ
     CHECK(lambda_of(2.0) == Approx(-std::log(2.0)).epsilon(1e-14));
     const auto as = to_alpha_sigma(3.0);
@@ -165,6 +168,7 @@ TEST_CASE("Euler: the ODE step is exact for a Gaussian data distribution", "[sam
         sched.set_timesteps(n);
         std::vector<double> x{sched.init_noise_sigma()};
         ddpm::sampler_options opt;
+        opt.batch = 1;
         opt.start_from_input = true;
         ddpm::sample(sched, ideal, ddpm::zero_noise{}, x, opt);
         // exact: x_0 = x_T · √(σ_end² + 1)/√(σ_max² + 1) with σ_end = 0

@@ -313,3 +313,20 @@ TEST_CASE("from_config: the network must suit the class the config names", "[sam
     auto int_net_copy = int_net;
     CHECK(ddpm::sample(s, ddpm::round_timesteps(int_net_copy), noise, out, ddpm::sampler_options{.batch = 2}) == 4);
 }
+
+TEST_CASE("from_config: img2img and inpaint with the scheduler a config names", "[samplers][from_config][pipelines]") {
+    for (const char* cls : {"DDIMScheduler", "EulerDiscreteScheduler", "DPMSolverMultistepScheduler"}) {
+        INFO(cls);
+        auto s = ddpm::scheduler_from_config<float>({{"_class_name", cls}});
+        s.set_timesteps(10);
+        const ddpm::counter_noise noise(4, 48);
+        const auto x0 = values<float>(golden("solvers.json").at("x_T"));
+        std::vector<float> out(96), held(96), mask(96, 1.0f);
+        CHECK(ddpm::img2img(s, 0.5, toy_net{}, noise, x0, out, ddpm::sampler_options{.batch = 2}) == 5);
+        // the same run on the held scheduler directly
+        s.visit([&](const auto& h) { ddpm::img2img(h, 0.5, toy_net{}, noise, x0, held, ddpm::sampler_options{.batch = 2}); });
+        CHECK(out == held);
+        ddpm::inpaint(s, toy_net{}, noise, x0, mask, out, ddpm::sampler_options{.batch = 2});
+        for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i] == Approx(x0[i]).margin(1e-6));
+    }
+}

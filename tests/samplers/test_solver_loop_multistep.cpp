@@ -64,6 +64,9 @@ void check_dpm(ddpm::dpm_solver_options o, ddpm::model_options mo = {}) {
         so.exec.threads = threads;
         CHECK(ddpm::dpm_solver_sample(s, toy_net<T>{}, noise, out, so) == 12);
         CHECK(out == ref);
+        std::vector<T> generic(B * D);
+        CHECK(ddpm::sample(s, toy_net<T>{}, noise, generic, so) == 12); // the one loop, by its common name
+        CHECK(generic == ref);
     }
 }
 

@@ -169,6 +169,9 @@ struct traits {
         if constexpr (kind == contiguity::runtime) require_contiguous(b);
         return static_cast<std::size_t>(b.size());
     }
+    /// The samplers' check of an output holding `batch` samples
+    /// (check_batch_layout, defined below).
+    static void check_layout(const B& b, std::size_t batch, std::string_view name);
 };
 
 } // namespace detail::eigen
@@ -219,6 +222,11 @@ void check_batch_layout(const Eigen::DenseBase<Derived>& m, std::size_t batch, s
         expected << ". A ColMajor BxD matrix stores the samples interleaved: declare it RowMajor, or store its "
                     "transpose (DxB, one column per sample)";
     detail::throw_invalid(where, name, shape.str(), expected.str());
+}
+
+template <class B>
+void detail::eigen::traits<B>::check_layout(const B& b, std::size_t batch, std::string_view name) {
+    check_batch_layout(b, batch, name);
 }
 
 /// @brief Views a ddpm batch buffer as an Eigen B×D RowMajor matrix (sample b

@@ -405,7 +405,6 @@ public:
     }
 
     /// The CUDA sampler's network call (ddpm/cuda/sampler.cuh): x_t, t and
-    /// The CUDA sampler's network call (ddpm/cuda/sampler.cuh): x_t, t and
     /// out are pointers on options.device (host pointers when it is the CPU),
     /// B samples of D values; the module runs on the current torch stream,
     /// which must be `stream` (docs/torch.md). Built with DDPM_TORCH_CUDA=1

@@ -307,28 +307,16 @@ void run_collectively(MPI_Comm comm, std::string_view where, Work&& work) {
 
 namespace detail {
 
-template <class>
-inline constexpr bool always_false = false;
-
-/// The one-call sampler that accepts `scheduler`: ddim_sample,
-/// dpm_solver_sample, unipc_sample or ddpm::sample (all run the same
-/// detail::run_chain loop with the same noise addressing).
+/// Runs `scheduler` through the one loop, ddpm::sample (which every
+/// scheduler's named driver — ddim_sample, dpm_solver_sample, unipc_sample —
+/// is an alias of, with the same noise addressing).
 template <class Scheduler, class Model, class T>
 void sample_whole(const Scheduler& scheduler, Model& model, const counter_noise& noise, std::span<T> out,
                   const sampler_options& o) {
-    if constexpr (requires { ddpm::ddim_sample(scheduler, model, noise, out, o); })
-        ddpm::ddim_sample(scheduler, model, noise, out, o);
-    else if constexpr (requires { ddpm::dpm_solver_sample(scheduler, model, noise, out, o); })
-        ddpm::dpm_solver_sample(scheduler, model, noise, out, o);
-    else if constexpr (requires { ddpm::unipc_sample(scheduler, model, noise, out, o); })
-        ddpm::unipc_sample(scheduler, model, noise, out, o);
-    else if constexpr (requires { ddpm::sample(scheduler, model, noise, out, o); })
-        ddpm::sample(scheduler, model, noise, out, o);
-    else
-        static_assert(always_false<Scheduler>,
-                      "ddpm::distributed::sample_shard: none of ddpm::sample, ddim_sample, dpm_solver_sample, "
-                      "unipc_sample takes this scheduler; pass a callable run(out, noise, slice) that runs its "
-                      "sampler instead");
+    static_assert(ddpm::detail::chain_scheduler<Scheduler>,
+                  "ddpm::distributed::sample_shard: ddpm::sample does not take this scheduler; pass a callable "
+                  "run(out, noise, slice) that runs its sampler instead");
+    if constexpr (ddpm::detail::chain_scheduler<Scheduler>) ddpm::sample(scheduler, model, noise, out, o);
 }
 
 } // namespace detail
@@ -370,11 +358,11 @@ shard sample_shard(MPI_Comm comm, std::uint64_t seed, std::size_t global_batch, 
     return mine;
 }
 
-/// sample_shard with a scheduler: runs the one-call sampler that accepts it
-/// (ddpm::sample for ddpm_scheduler, ddim_sample, dpm_solver_sample,
-/// unipc_sample) on the shard, with options.batch set to the shard's count.
-/// For a scheduler whose driver has another name, use the overload above with
-/// a one-line callable. The fingerprint adds T, the schedule and the timesteps
+/// sample_shard with a scheduler: runs ddpm::sample (the loop behind
+/// ddim_sample, dpm_solver_sample, unipc_sample, …) on the shard, with
+/// options.batch set to the shard's count. For a scheduler ddpm::sample does
+/// not take (the CUDA samplers), use the overload above with a one-line
+/// callable. The fingerprint adds T, the schedule and the timesteps
 /// (scheduler_fingerprint). options.exec may differ between ranks: results do
 /// not depend on the thread count.
 template <class Scheduler, class Model, std::floating_point T>

@@ -1,6 +1,10 @@
-// ddpm/kernels/combine.hpp — fused element-wise updates of the few-step
-// solvers (Euler, Euler ancestral, Heun, DPM-Solver, UniPC), one pass over the
-// batch per call, with per-sample coefficients:
+// ddpm/kernels/combine.hpp — fused element-wise updates for few-step
+// solvers, one pass over the batch per call, with per-sample coefficients.
+// The Euler family (samplers/euler.hpp, heun.hpp) runs on sigma_step;
+// DPM-Solver and UniPC run their own chunk loop (samplers/multistep.hpp's
+// for_each_noise_chunk) and use only convert_element from here, so combine
+// and convert_output are building blocks (tested, tests/kernels/) that no
+// sampler calls yet:
 //
 //   * combine:        x_next = Σ_k c_k[b]·in_k + σ[b]·z   (K inputs, summed
 //                     left to right, so `a·x − b·D` is reproduced exactly as

@@ -81,10 +81,17 @@ namespace ddpm {
 
 /// Options of a one-call sampling run.
 struct sampler_options {
-    /// Number of samples B; the output holds B·D values.
-    std::size_t batch = 1;
+    /// Number of samples B; the output holds B·D values. Required: it has no
+    /// default (0 means "not set" and every sampler throws), because a
+    /// forgotten batch of 1 would silently treat B samples as one sample of
+    /// B·D values. Write `ddpm::sampler_options{.batch = B}`.
+    std::size_t batch = 0;
     /// Check every network output for NaN/±Inf and throw ddpm::numerical_error
-    /// naming the step and timestep (costs one pass over the output per step).
+    /// naming the step and timestep. The output buffer is filled with NaN
+    /// before each call, so a network that writes only part of it (or a
+    /// learned-variance model writing D instead of 2D values per sample) is
+    /// caught too. Costs two passes over the output per network call (the
+    /// fill and the check).
     /// Off (the default), and in the schedulers' step(), which never checks,
     /// a NaN from the network passes through to the samples (clipping does
     /// not hide it; docs/errors.md).
@@ -278,7 +285,10 @@ void fill_noise(Noise& noise, std::span<T> out, std::uint64_t step, std::size_t 
 
 /// B and D of a run: `out` must hold a positive whole number of samples.
 inline batch_shape run_shape(std::string_view where, std::size_t out_size, std::size_t batch) {
-    if (batch == 0) throw_invalid(where, "options.batch", 0, ">= 1");
+    if (batch == 0)
+        throw_invalid(where, "options.batch", "0 (not set)",
+                      "the number of samples B in out: sampler_options has no default batch, write "
+                      "ddpm::sampler_options{.batch = B}");
     if (out_size == 0 || out_size % batch != 0)
         throw_invalid(where, "out.size()", out_size,
                       "a positive multiple of options.batch = " + std::to_string(batch) + " (B samples x D elements)");
@@ -299,17 +309,37 @@ std::string timestep_string(Tv t) {
 }
 
 /// Throws ddpm::numerical_error at the first non-finite network output.
+/// The loop fills the output with NaN before each checked call, so a NaN is
+/// also a value the network did not write: `channels` (2 for a learned
+/// variance) and `dim` name that case in the message.
 template <class T, class Tv>
-void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, Tv t) {
+void check_finite_output(std::string_view where, std::span<const T> out, std::size_t step, Tv t,
+                         std::size_t channels = 1, std::size_t dim = 0) {
     for (std::size_t k = 0; k < out.size(); ++k) {
         if (!std::isfinite(out[k])) {
             std::string msg(where);
             msg += ": the network output at step " + std::to_string(step) + " (t = " + timestep_string(t) +
                    ") is not finite: model_output[" + std::to_string(k) + "] = " +
                    (std::isnan(out[k]) ? std::string("nan") : (out[k] > 0 ? std::string("inf") : std::string("-inf")));
+            if (std::isnan(out[k]) && dim > 0) {
+                const std::size_t per_sample = channels * dim;
+                msg += " (NaN is also what the network did not write: out holds " + std::to_string(out.size()) +
+                       " values, " + std::to_string(per_sample) + " per sample";
+                if (channels == 2 && k % per_sample >= dim)
+                    msg += "; a learned / learned_range model writes its D predictions, then D variance values";
+                msg += ")";
+            }
             DDPM_THROW(ddpm::numerical_error(msg));
         }
     }
+}
+
+/// With options.check_finite: fills the network's output buffer with NaN
+/// before each call, so that values it does not write are caught by
+/// check_finite_output (one extra pass over B·C·D values per call).
+template <class T>
+void poison(std::span<T> out) noexcept {
+    std::fill(out.begin(), out.end(), std::numeric_limits<T>::quiet_NaN());
 }
 
 template <class Obs, class T, class Tv>
@@ -366,9 +396,11 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
             chain.scale_model_input_at(i, std::span<const T>(ws.x), std::span<T>(ws.model_in), opt.exec);
             net_input = std::span<const T>(ws.model_in);
         }
+        if (opt.check_finite) poison(std::span<T>(ws.model_out));
         call_network<T, continuous>(model, net_input, t, std::span<timestep_t>(ws.timesteps),
                                     std::span<T>(ws.real_timesteps), std::span<T>(ws.model_out));
-        if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
+        if (opt.check_finite)
+            check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t, chain.output_channels(), shape.dim);
         // The step's noise: drawn inside the fused kernel for a counter-based
         // source, else filled into a buffer first.
         auto z = kernels::step_noise<T>::none();
@@ -392,10 +424,13 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
             // Implicit steps (exact DDIM inversion): re-evaluate the network at
             // the new state and redo the step from the same x.
             for (std::size_t k = 0; k < chain.refinements(); ++k) {
+                if (opt.check_finite) poison(std::span<T>(ws.model_out));
                 call_network<T, continuous>(model, std::span<const T>(ws.x_next), t,
                                             std::span<timestep_t>(ws.timesteps), std::span<T>(ws.real_timesteps),
                                             std::span<T>(ws.model_out));
-                if (opt.check_finite) check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t);
+                if (opt.check_finite)
+                    check_finite_output<T>(where, std::span<const T>(ws.model_out), i, t, chain.output_channels(),
+                                           shape.dim);
                 chain.refine_at(i, std::span<const T>(ws.model_out), std::span<const T>(ws.x), std::span<T>(ws.x_next),
                                 std::span<T>(ws.x0), shape.dim);
             }
@@ -442,6 +477,7 @@ std::size_t sample_with(std::string_view where, const S& scheduler, Model&& mode
     if constexpr (callable_with_timesteps_v<Model, T, continuous> && noise_source<Noise, T>) {
         if (scheduler.num_steps() == 0)
             throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
+        check_output_layout(out, options.batch, "out");
         chain_workspace<T> ws;
         return run_chain<T>(where, scheduler, model, noise, as_mutable_span(out), options, observe, ws);
     } else {
@@ -452,7 +488,8 @@ std::size_t sample_with(std::string_view where, const S& scheduler, Model&& mode
 } // namespace detail
 
 /// Sampling in one call, for every scheduler (DDPM, DDIM, Euler, Euler
-/// ancestral, Heun, …): x_T is drawn from `noise` (step index 0; multiplied
+/// ancestral, Heun, DPM-Solver, UniPC, any_scheduler; ddim_sample,
+/// dpm_solver_sample and unipc_sample are aliases of it): x_T is drawn from `noise` (step index 0; multiplied
 /// by the scheduler's init_noise_sigma where it has one) or read from `out`
 /// when options.start_from_input; then for every network call i the network
 /// is called on the whole batch (input scaled where the scheduler scales it)

@@ -491,6 +491,42 @@ std::size_t ddim_sample(const ddim_scheduler<T>& scheduler, Model&& model, Noise
                                std::forward<O>(out), options, std::forward<Observer>(observe));
 }
 
+/// Owns a ddim_scheduler and the scratch of a sampling run, so that repeated
+/// runs allocate nothing (the buffers grow only when B·D grows); as
+/// ddpm_sampler. sample() is ddim_sample().
+template <std::floating_point T>
+class ddim_sampler {
+public:
+    explicit ddim_sampler(ddim_scheduler<T> scheduler) : m_scheduler(std::move(scheduler)) {}
+
+    [[nodiscard]] const ddim_scheduler<T>& scheduler() const noexcept { return m_scheduler; }
+    [[nodiscard]] ddim_scheduler<T>& scheduler() noexcept { return m_scheduler; }
+
+    /// As ddim_sample(scheduler(), …), reusing this object's scratch.
+    template <class Model, class Noise, output_buffer O, class Observer = no_observer>
+    std::size_t sample(Model&& model, Noise&& noise, O&& out, const sampler_options& options = {},
+                       Observer&& observe = Observer{}) {
+        static_assert(std::is_same_v<T, detail::value_of<O>> && callable_with_timesteps_v<Model, T, false> &&
+                          noise_source<Noise, T>,
+                      "ddpm::ddim_sampler::sample: out must hold T, the model must satisfy ddpm::denoiser<D, T> and "
+                      "the noise ddpm::noise_source<N, T> (see ddpm::sample)");
+        if constexpr (callable_with_timesteps_v<Model, T, false> && noise_source<Noise, T>) {
+            if (m_scheduler.num_steps() == 0)
+                detail::throw_invalid("ddpm::ddim_sampler::sample", "num_inference_steps", 0,
+                                      "a call to set_timesteps first");
+            detail::check_output_layout(out, options.batch, "out");
+            return detail::run_chain<T>("ddpm::ddim_sampler::sample", m_scheduler, model, noise, as_mutable_span(out),
+                                        options, observe, m_workspace);
+        } else {
+            return 0;
+        }
+    }
+
+private:
+    ddim_scheduler<T> m_scheduler;
+    detail::chain_workspace<T> m_workspace;
+};
+
 /// Options of ddim_invert.
 struct inversion_options {
     /// Number of samples B; `out` holds B·D values.

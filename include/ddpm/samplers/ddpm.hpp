@@ -381,6 +381,7 @@ public:
                       "ddpm::ddpm_sampler::sample: the observer must be callable as f(std::size_t step, "
                       "ddpm::timestep_t t, std::span<const T> x, std::span<const T> x0_hat)");
         if constexpr (callable_with_timesteps_v<Model, T, false> && noise_source<Noise, T>) {
+            detail::check_output_layout(out, options.batch, "out");
             return detail::run_chain<T>("ddpm::sample", m_scheduler, model, noise, as_mutable_span(out), options,
                                         observe, m_workspace);
         } else {

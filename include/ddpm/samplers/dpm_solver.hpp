@@ -26,9 +26,10 @@
 //  * dpm_solver_multistep_scheduler<T>::step(): diffusers' stateful step
 //    (history inside, reset by set_timesteps), for line-by-line ports and
 //    parity;
-//  * ddpm::dpm_solver_sample(): the one-call loop (detail::run_chain) with the
-//    history in a per-run state sized before the loop — nothing allocates in
-//    it; one pass over the batch per step (two with dynamic thresholding).
+//  * ddpm::sample(scheduler, …) (or its alias ddpm::dpm_solver_sample): the
+//    one loop of samplers/chain.hpp, with the history in the per-run
+//    state_type sized before the loop — nothing allocates in it; one pass over
+//    the batch per step (two with dynamic thresholding).
 //
 // What ddpm does where diffusers does not give a usable result
 // (docs/solvers.md, "Fixed differences"):
@@ -375,25 +376,10 @@ public:
         static_assert(std::is_same_v<T, detail::value_of<MO>> && std::is_same_v<T, detail::value_of<X>> &&
                           std::is_same_v<T, detail::value_of<N>> && std::is_same_v<T, detail::value_of<P>>,
                       "ddpm::dpm_solver_multistep_scheduler::step: every buffer must hold the scheduler's T");
-        if (m_timesteps.empty())
-            detail::throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps before stepping");
-        if (batch == 0) detail::throw_invalid(where, "batch", 0, ">= 1");
-        const detail::batch_shape shape = detail::shape_from(where, batch, "sample", x.size());
-        detail::check_model_output(where, m_options.variance, out.size(), shape);
-        detail::check_size(where, "prev_sample", prev.size(), shape.elements());
         const bool sde = m_dpm.algorithm == dpm_algorithm::sde_dpmsolver_pp;
-        if (sde) detail::check_size(where, "noise", z.size(), shape.elements(), "elements (B x D) for sde-dpmsolver++");
-        const std::size_t i = m_state.started ? m_state.step_index : detail::multistep_index_for(where, m_timesteps, t);
-        if (i >= m_timesteps.size())
-            detail::throw_invalid(where, "step", i, "< " + std::to_string(m_timesteps.size()) +
-                                                        " (every timestep was stepped; call set_timesteps again)");
-        if (!m_state.started) {
-            m_state.resize(static_cast<std::size_t>(m_dpm.solver_order), shape.elements(), shape.dim, false);
-            m_state.started = true;
-        } else if (m_state.elements != shape.elements()) {
-            detail::throw_invalid(where, "sample.size()", x.size(),
-                                  std::to_string(m_state.elements) + " (the size of the run's first step)");
-        }
+        const auto [shape, i] = detail::begin_multistep_step<T>(
+            where, m_timesteps, m_state, static_cast<std::size_t>(m_dpm.solver_order), false, m_options.variance, batch, t,
+            out.size(), x.size(), prev.size(), sde, z.size());
         m_x0.resize(shape.elements());
         const auto zn = sde ? kernels::step_noise<T>::from(z) : kernels::step_noise<T>::none();
         m_last_order = advance(m_state, i, out, x, zn, prev, std::span<T>(m_x0), {shape.batch, shape.dim, channels()}, {});
@@ -455,40 +441,9 @@ private:
     int m_last_order = 0;
 };
 
-namespace detail {
 
-/// The loop's view of a multistep scheduler: the chain interface of
-/// run_chain, with the run's own state (sized before the loop).
-template <class T, class S>
-struct multistep_chain {
-    const S& s;
-    multistep_state<T>& state;
-    [[nodiscard]] std::size_t num_steps() const noexcept { return s.num_steps(); }
-    [[nodiscard]] timestep_t model_timestep(std::size_t i) const noexcept { return s.model_timestep(i); }
-    [[nodiscard]] std::size_t output_channels() const noexcept { return s.output_channels(); }
-    [[nodiscard]] bool adds_noise(std::size_t i) const noexcept { return s.adds_noise(i); }
-    void step_at(std::size_t i, std::span<const T> model_out, std::span<const T> x, const kernels::step_noise<T>& noise,
-                 std::span<T> x_next, std::span<T> x0, std::size_t dim, step_scratch<T>& scratch,
-                 const execution& exec) const {
-        s.step_at(i, model_out, x, noise, x_next, x0, dim, scratch, exec, state);
-    }
-};
-
-/// Runs a multistep scheduler S (DPM-Solver, UniPC) through run_chain.
-template <class T, class S, class Model, class Noise, class Obs>
-std::size_t run_multistep(std::string_view where, const S& scheduler, Model& model, Noise& noise, std::span<T> out,
-                          const sampler_options& options, Obs& observe) {
-    if (scheduler.num_steps() == 0) throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps first");
-    const batch_shape shape = run_shape(where, out.size(), options.batch);
-    multistep_state<T> state = scheduler.make_state(shape.batch, shape.dim);
-    const multistep_chain<T, S> chain{scheduler, state};
-    chain_workspace<T> ws;
-    return run_chain<T>(where, chain, model, noise, out, options, observe, ws);
-}
-
-} // namespace detail
-
-/// Multistep DPM-Solver sampling in one call, as ddpm::sample: x_T from
+/// Multistep DPM-Solver sampling in one call — ddpm::sample(scheduler, …)
+/// under its own name (the one loop of samplers/chain.hpp): x_T from
 /// `noise` (step index 0; init_noise_sigma = 1) or from `out`; the network
 /// called at every entry of scheduler.timesteps() with that integer timestep;
 /// the update of dpm_solver_multistep_scheduler::step; for sde-dpmsolver++
@@ -500,22 +455,9 @@ std::size_t run_multistep(std::string_view where, const S& scheduler, Model& mod
 template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
 std::size_t dpm_solver_sample(const dpm_solver_multistep_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
                               const sampler_options& options = {}, Observer&& observe = Observer{}) {
-    static_assert(std::is_same_v<T, detail::value_of<O>>, "ddpm::dpm_solver_sample: out must hold the scheduler's T");
-    static_assert(denoiser<Model, T>,
-                  "ddpm::dpm_solver_sample: the model does not satisfy ddpm::denoiser<D, T>: it must be callable as "
-                  "d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
-    static_assert(noise_source<Noise, T>,
-                  "ddpm::dpm_solver_sample: the noise does not satisfy ddpm::noise_source<N, T>: it needs "
-                  "n.fill(std::span<T> out, std::uint64_t step)");
-    static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T>,
-                  "ddpm::dpm_solver_sample: the observer must be callable as f(std::size_t step, ddpm::timestep_t t, "
-                  "std::span<const T> x, std::span<const T> x0_hat)");
-    if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
-        return detail::run_multistep<T>("ddpm::dpm_solver_sample", scheduler, model, noise, as_mutable_span(out), options,
-                                        observe);
-    } else {
-        return 0;
-    }
+    return detail::sample_with("ddpm::dpm_solver_sample", scheduler, std::forward<Model>(model),
+                               std::forward<Noise>(noise), std::forward<O>(out), options,
+                               std::forward<Observer>(observe));
 }
 
 } // namespace ddpm

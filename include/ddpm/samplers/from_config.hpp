@@ -31,6 +31,7 @@
 //    loader's `unknown key "X" ignored`.
 #pragma once
 
+#include "ddpm/pipelines.hpp"
 #include "ddpm/samplers/chain.hpp"
 #include "ddpm/samplers/ddim.hpp"
 #include "ddpm/samplers/ddpm.hpp"
@@ -494,9 +495,52 @@ template <std::floating_point T>
 /// that class's timestep type (a generic lambda suits all).
 /// @throws ddpm::invalid_argument when the network or the observer cannot be
 ///         called as the held class calls it; otherwise as ddpm::sample.
+namespace detail::from_config {
+
+/// Calls f(held scheduler) when the network suits the held class, else
+/// throws naming the class (see ddpm::sample(any_scheduler, …)).
+template <class T, class Model, class F>
+std::size_t with_model(std::string_view where, const any_scheduler<T>& scheduler, F&& f) {
+    return scheduler.visit([&](const auto& s) -> std::size_t {
+        using S = std::remove_cvref_t<decltype(s)>;
+        constexpr bool multistep =
+            std::is_same_v<S, dpm_solver_multistep_scheduler<T>> || std::is_same_v<S, unipc_scheduler<T>>;
+        constexpr bool continuous = detail::continuous_timesteps_v<S>;
+        if constexpr (multistep ? denoiser<Model, T> : callable_with_timesteps_v<Model, T, continuous>) {
+            return f(s);
+        } else {
+            throw_invalid(where, "model", std::string(scheduler.name()),
+                          continuous ? "a network taking real-valued timesteps (this scheduler passes them; wrap an "
+                                       "integer-timestep network in ddpm::round_timesteps(net))"
+                                     : "a network taking ddpm::timestep_t timesteps");
+        }
+    });
+}
+
+} // namespace detail::from_config
+
+/// ddpm::img2img with the scheduler an any_scheduler holds.
+template <std::floating_point T, class Model, class Noise, input_buffer I, output_buffer O>
+std::size_t img2img(const any_scheduler<T>& scheduler, double strength, Model&& model, Noise&& noise, const I& image,
+                    O&& out, const sampler_options& options) {
+    return detail::from_config::with_model<T, Model>("ddpm::img2img", scheduler, [&](const auto& s) {
+        return img2img(s, strength, model, noise, image, out, options);
+    });
+}
+
+/// ddpm::inpaint with the scheduler an any_scheduler holds.
+template <std::floating_point T, class Model, class Noise, input_buffer K, input_buffer M, output_buffer O>
+std::size_t inpaint(const any_scheduler<T>& scheduler, Model&& model, Noise&& noise, const K& known, const M& mask,
+                    O&& out, const sampler_options& options, inpaint_options io = {}) {
+    return detail::from_config::with_model<T, Model>("ddpm::inpaint", scheduler, [&](const auto& s) {
+        return inpaint(s, model, noise, known, mask, out, options, io);
+    });
+}
+
 template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
 std::size_t sample(const any_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
                    const sampler_options& options = {}, Observer&& observe = Observer{}) {
+    detail::check_output_layout(out, options.batch, "out");
     return scheduler.visit([&](const auto& s) -> std::size_t {
         using S = std::remove_cvref_t<decltype(s)>;
         using Tv = detail::model_timestep_t<S>;

@@ -26,7 +26,9 @@
 // -ffp-contract=off for bit parity on FMA targets.
 #pragma once
 
+#include "ddpm/buffer.hpp"
 #include "ddpm/config.hpp"
+#include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/core/types.hpp"
 #include "ddpm/error.hpp"
 #include "ddpm/kernels/combine.hpp"
@@ -44,6 +46,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ddpm {
@@ -317,6 +320,35 @@ struct multistep_state {
         return recent(0);
     }
 };
+
+/// The checks and bookkeeping at the start of a stateful step() (DPM-Solver,
+/// UniPC): sizes (and the noise, for an SDE), the position of t (the first call after set_timesteps) or
+/// the next one, and the history sized on the first call. Throws before
+/// anything is written. Returns the shape and the position.
+template <class T>
+std::pair<batch_shape, std::size_t> begin_multistep_step(std::string_view where, std::span<const timestep_t> timesteps,
+                                                         multistep_state<T>& st, std::size_t slots, bool with_last,
+                                                         variance_type variance, std::size_t batch, timestep_t t,
+                                                         std::size_t out_size, std::size_t x_size, std::size_t prev_size,
+                                                         bool needs_noise = false, std::size_t noise_size = 0) {
+    if (timesteps.empty()) throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps before stepping");
+    if (batch == 0) throw_invalid(where, "batch", 0, ">= 1");
+    const batch_shape shape = shape_from(where, batch, "sample", x_size);
+    check_model_output(where, variance, out_size, shape);
+    check_size(where, "prev_sample", prev_size, shape.elements());
+    if (needs_noise) check_size(where, "noise", noise_size, shape.elements(), "elements (B x D) for the SDE");
+    const std::size_t i = st.started ? st.step_index : multistep_index_for(where, timesteps, t);
+    if (i >= timesteps.size())
+        throw_invalid(where, "step", i,
+                      "< " + std::to_string(timesteps.size()) + " (every timestep was stepped; call set_timesteps again)");
+    if (st.started && st.elements != shape.elements())
+        throw_invalid(where, "sample.size()", x_size, std::to_string(st.elements) + " (the size of the run's first step)");
+    if (!st.started) {
+        st.resize(slots, shape.elements(), shape.dim, with_last);
+        st.started = true;
+    }
+    return {shape, i};
+}
 
 /// Runs f(row, first, count, z) over a B × D batch in the fused kernels'
 /// chunks, on the threads `exec` allows; z points at the chunk's noise (a

@@ -19,7 +19,10 @@
 //   * karras_sigmas (ρ = 7) and exponential_sigmas, in double as numpy does;
 //   * sigma_to_t<T>: `_sigma_to_t`, with numpy 1.x's value-based casting (the
 //     distances and the weight in T, the final blend in double);
-//   * to_alpha_sigma<T> / lambda_of<T>: `_sigma_to_alpha_sigma_t` and λ in T.
+//   * to_alpha_sigma<T> / lambda_of<T>: `_sigma_to_alpha_sigma_t` and λ in T;
+//   * log_of / exp_of / expm1_of: float32 log, exp, expm1 correctly rounded
+//     (evaluated in double and rounded, as glibc's logf/expf and torch's
+//     scalar float32 ops give on the solvers' values).
 #pragma once
 
 #include "ddpm/error.hpp"
@@ -96,6 +99,13 @@ template <class T>
 [[nodiscard]] inline T exp_of(T v) noexcept {
     if constexpr (std::is_same_v<T, float>) return static_cast<float>(std::exp(static_cast<double>(v)));
     else return std::exp(v);
+}
+
+/// expm1 in T, correctly rounded for float (as log_of).
+template <class T>
+[[nodiscard]] inline T expm1_of(T v) noexcept {
+    if constexpr (std::is_same_v<T, float>) return static_cast<float>(std::expm1(static_cast<double>(v)));
+    else return std::expm1(v);
 }
 
 /// σ_t = √((1 − ᾱ_t)/ᾱ_t) for t = 0 … T−1, in T. The diffusers profile

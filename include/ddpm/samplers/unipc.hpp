@@ -18,7 +18,8 @@
 // min(solver_order, N − i, i + 1) (the N − i cap with lower_order_final).
 //
 // Two interfaces (as DPM-Solver, samplers/dpm_solver.hpp): the stateful
-// unipc_scheduler<T>::step() and the loop ddpm::unipc_sample().
+// unipc_scheduler<T>::step() and the loop ddpm::sample() (alias
+// ddpm::unipc_sample()).
 //
 // Fixed differences from diffusers (docs/solvers.md):
 //  * A first-order predictor has no B(h) term (diffusers multiplies B(h) by a
@@ -325,23 +326,9 @@ public:
         const auto out = as_span(model_output);
         const auto x = as_span(sample);
         auto prev = as_mutable_span(prev_sample);
-        if (m_timesteps.empty())
-            detail::throw_invalid(where, "num_inference_steps", 0, "a call to set_timesteps before stepping");
-        if (batch == 0) detail::throw_invalid(where, "batch", 0, ">= 1");
-        const detail::batch_shape shape = detail::shape_from(where, batch, "sample", x.size());
-        detail::check_model_output(where, m_options.variance, out.size(), shape);
-        detail::check_size(where, "prev_sample", prev.size(), shape.elements());
-        const std::size_t i = m_state.started ? m_state.step_index : detail::multistep_index_for(where, m_timesteps, t);
-        if (i >= m_timesteps.size())
-            detail::throw_invalid(where, "step", i, "< " + std::to_string(m_timesteps.size()) +
-                                                        " (every timestep was stepped; call set_timesteps again)");
-        if (!m_state.started) {
-            m_state.resize(static_cast<std::size_t>(m_uni.solver_order) + 1, shape.elements(), shape.dim, true);
-            m_state.started = true;
-        } else if (m_state.elements != shape.elements()) {
-            detail::throw_invalid(where, "sample.size()", x.size(),
-                                  std::to_string(m_state.elements) + " (the size of the run's first step)");
-        }
+        const auto [shape, i] = detail::begin_multistep_step<T>(
+            where, m_timesteps, m_state, static_cast<std::size_t>(m_uni.solver_order) + 1, true, m_options.variance, batch,
+            t, out.size(), x.size(), prev.size());
         m_x0.resize(shape.elements());
         m_last = advance(m_state, i, out, x, prev, std::span<T>(m_x0), {shape.batch, shape.dim, channels()}, {});
         m_state.step_index = i + 1;
@@ -400,27 +387,13 @@ private:
     detail::unipc_step_info m_last{};
 };
 
-/// UniPC sampling in one call, as ddpm::dpm_solver_sample (deterministic: no
-/// noise after x_T). Allocates only before the loop.
+/// UniPC sampling in one call — ddpm::sample(scheduler, …) under its own name
+/// (deterministic: no noise after x_T). Allocates only before the loop.
 template <std::floating_point T, class Model, class Noise, output_buffer O, class Observer = no_observer>
 std::size_t unipc_sample(const unipc_scheduler<T>& scheduler, Model&& model, Noise&& noise, O&& out,
                          const sampler_options& options = {}, Observer&& observe = Observer{}) {
-    static_assert(std::is_same_v<T, detail::value_of<O>>, "ddpm::unipc_sample: out must hold the scheduler's T");
-    static_assert(denoiser<Model, T>,
-                  "ddpm::unipc_sample: the model does not satisfy ddpm::denoiser<D, T>: it must be callable as "
-                  "d(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out)");
-    static_assert(noise_source<Noise, T>,
-                  "ddpm::unipc_sample: the noise does not satisfy ddpm::noise_source<N, T>: it needs "
-                  "n.fill(std::span<T> out, std::uint64_t step)");
-    static_assert(std::is_same_v<std::remove_cvref_t<Observer>, no_observer> || sampler_observer<Observer, T>,
-                  "ddpm::unipc_sample: the observer must be callable as f(std::size_t step, ddpm::timestep_t t, "
-                  "std::span<const T> x, std::span<const T> x0_hat)");
-    if constexpr (denoiser<Model, T> && noise_source<Noise, T>) {
-        return detail::run_multistep<T>("ddpm::unipc_sample", scheduler, model, noise, as_mutable_span(out), options,
-                                        observe);
-    } else {
-        return 0;
-    }
+    return detail::sample_with("ddpm::unipc_sample", scheduler, std::forward<Model>(model), std::forward<Noise>(noise),
+                               std::forward<O>(out), options, std::forward<Observer>(observe));
 }
 
 } // namespace ddpm
