@@ -20,7 +20,16 @@
 /// Defines and registers the tables of `Arch` under dispatch::isa::`Isa`.
 #define DDPM_DISPATCH_REGISTER(Isa, Arch)                                                                        \
     namespace {                                                                                                  \
-    constexpr ::ddpm::random::detail::fill_table ddpm_fill_table = ::ddpm::random::detail::make_fill_table<Arch>(); \
+    /* A transform type of this file's own, so that the scalar fill compiled */                                  \
+    /* here is an instantiation no other file shares. */                                                         \
+    struct ddpm_arch_normal_transform : ::ddpm::random::detail::normal_transform {};                             \
+    void ddpm_fill_normal_small(std::span<float> out, std::uint64_t seed, std::uint32_t sample,                  \
+                                std::uint32_t step, std::uint64_t first) noexcept {                              \
+        ::ddpm::random::detail::for_each_block_scalar(out, seed, sample, step, first,                            \
+                                                      ddpm_arch_normal_transform{});                             \
+    }                                                                                                            \
+    constexpr ::ddpm::random::detail::fill_table ddpm_fill_table =                                               \
+        ::ddpm::random::detail::make_fill_table<Arch>(&ddpm_fill_normal_small);                                  \
     constexpr ::ddpm::kernels::detail::kernel_table<float> ddpm_kernels_f =                                      \
         ::ddpm::kernels::detail::make_kernel_table<float, Arch>();                                               \
     constexpr ::ddpm::kernels::detail::kernel_table<double> ddpm_kernels_d =                                     \

@@ -148,10 +148,18 @@ DDPM_FORCEINLINE void draw(const noise_stream& ns, std::size_t row, std::size_t 
     const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
     // A SIMD fill computes whole 64-element groups: below one group the scalar
     // path, which computes only the blocks it needs, is faster.
-    if (bk == backend::scalar || n < random::noise_group_elements)
+    if (bk == backend::scalar) {
         random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
-    else
+    } else if (n < random::noise_group_elements) {
+#if DDPM_HAS_XSIMD
+        if (const auto* t = dispatch::table_nothrow<random::detail::fill_table>())
+            t->normal_small(span, ns.seed, sample, ns.step, first);
+        else
+#endif
+            random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
+    } else {
         random::fill_normal(span, ns.seed, sample, ns.step, first);
+    }
     if constexpr (!std::is_same_v<T, float>)
         for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(tmp[i]);
 }
