@@ -37,8 +37,11 @@ void label(benchmark::State& state) {
     const auto bk = state.range(1) == 0 ? "scalar" : "simd";
     state.SetLabel(std::string(bk) + "/threads:" + std::to_string(state.range(2)));
 #if DDPM_HAS_XSIMD
-    state.counters["simd_width"] = double(xsimd::batch<float>::size);
+    state.counters["simd_width"] = double(xsimd::batch<float>::size); // compile-time width
 #endif
+    // The instruction set run-time dispatch picked (0 baseline = compile-time code, 1 AVX2, 2 AVX-512).
+    state.counters["dispatch_isa"] =
+        double(static_cast<int>(ddpm::dispatch::active<ddpm::kernels::detail::kernel_table<float>>()));
 }
 
 void normal_generator(benchmark::State& state) {

@@ -41,6 +41,9 @@ void ddpm_loop(benchmark::State& state) {
     state.counters["s_per_step"] =
         benchmark::Counter(steps, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(steps * double(batch * dim)));
+    // The instruction set run-time dispatch picked (0 baseline = compile-time code, 1 AVX2, 2 AVX-512).
+    state.counters["dispatch_isa"] =
+        double(static_cast<int>(ddpm::dispatch::active<ddpm::kernels::detail::kernel_table<float>>()));
 }
 
 } // namespace

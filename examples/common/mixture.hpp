@@ -224,16 +224,46 @@ struct gaussian_mixture {
 /// ddpm::denoiser<mixture_denoiser<T>, T>: for every sample b it writes
 /// ε*(x_t[b], ᾱ_{t[b]}) (float64 ᾱ, computed in double). Allocates nothing
 /// per call.
+///
+/// It is a ddpm::continuous_denoiser too, for the σ-based schedulers (Euler,
+/// Euler ancestral, Heun) that pass real timesteps: at a real t it uses the
+/// noise level those schedulers assume there, σ(t) interpolated linearly in t
+/// over the training σ_k = √((1 − ᾱ_k)/ᾱ_k) (np.interp, as their
+/// set_timesteps does), and ᾱ = 1/(1 + σ(t)²). At an integer t that is ᾱ_t
+/// to rounding.
 template <std::floating_point T>
 class mixture_denoiser {
 public:
     mixture_denoiser(const gaussian_mixture& mix, const ddpm::noise_schedule& s)
-        : m_mix(&mix), m_alphas_cumprod(s.f64().alphas_cumprod), m_scratch(mix.size()) {}
+        : m_mix(&mix), m_alphas_cumprod(s.f64().alphas_cumprod), m_sigmas(m_alphas_cumprod.size()),
+          m_scratch(mix.size()) {
+        for (std::size_t k = 0; k < m_sigmas.size(); ++k)
+            m_sigmas[k] = std::sqrt((1.0 - m_alphas_cumprod[k]) / m_alphas_cumprod[k]);
+    }
 
     void operator()(std::span<const T> x_t, std::span<const ddpm::timestep_t> t, std::span<T> out) {
         const std::size_t D = m_mix->dim;
         for (std::size_t b = 0; b < t.size(); ++b)
             m_mix->exact_eps(x_t.data() + b * D, level_at(t[b]), out.data() + b * D, std::span<double>(m_scratch));
+    }
+
+    /// The real-timestep form (see the class comment).
+    void operator()(std::span<const T> x_t, std::span<const T> t, std::span<T> out) {
+        const std::size_t D = m_mix->dim;
+        for (std::size_t b = 0; b < t.size(); ++b)
+            m_mix->exact_eps(x_t.data() + b * D, level_at_real(static_cast<double>(t[b])), out.data() + b * D,
+                             std::span<double>(m_scratch));
+    }
+
+    /// ᾱ at a real timestep: 1/(1 + σ(t)²), σ interpolated linearly in t
+    /// (clamped to [0, T − 1]).
+    [[nodiscard]] double alpha_bar_at(double t) const noexcept {
+        const double last = static_cast<double>(m_sigmas.size() - 1);
+        const double tc = std::clamp(t, 0.0, last);
+        const auto j = std::min(static_cast<std::size_t>(tc), m_sigmas.size() - 1);
+        const double f = tc - static_cast<double>(j);
+        const double sigma = f > 0 ? m_sigmas[j] + f * (m_sigmas[j + 1] - m_sigmas[j]) : m_sigmas[j];
+        return 1.0 / (1.0 + sigma * sigma);
     }
 
 private:
@@ -246,12 +276,21 @@ private:
         }
         return m_level;
     }
+    const gaussian_mixture::level& level_at_real(double t) {
+        if (t != m_t_real) {
+            m_level_real = m_mix->at_level(alpha_bar_at(t));
+            m_t_real = t;
+        }
+        return m_level_real;
+    }
 
     const gaussian_mixture* m_mix;
-    std::vector<double> m_alphas_cumprod;
+    std::vector<double> m_alphas_cumprod, m_sigmas;
     std::vector<double> m_scratch;
     ddpm::timestep_t m_t = -1;
     gaussian_mixture::level m_level;
+    double m_t_real = -1;
+    gaussian_mixture::level m_level_real;
 };
 
 /// The exact ε-predictor with the best reverse variance, as a network with a

@@ -8,13 +8,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstddef>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#include "ddpm/error.hpp"
 
 namespace ddpm {
 
@@ -31,6 +35,31 @@ struct execution {
 };
 
 namespace detail {
+
+/// How long a pool thread spins (pause instructions) for a job or for its
+/// helpers before it sleeps on a condition variable, in nanoseconds.
+[[nodiscard]] inline std::atomic<std::int64_t>& pool_spin_ns() noexcept {
+    static std::atomic<std::int64_t> ns{50'000};
+    return ns;
+}
+
+/// Spins until done() or until pool_spin_ns() have passed (the clock is read
+/// every 64 pauses: a pause costs from a few to over 100 cycles depending on
+/// the CPU, so a count of pauses is no measure of time).
+template <class Done>
+void spin_for_pool(Done&& done) noexcept {
+    const std::int64_t budget = pool_spin_ns().load(std::memory_order_relaxed);
+    if (budget <= 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(budget);
+    for (unsigned k = 1; !done(); ++k) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        std::this_thread::yield();
+#endif
+        if (k % 64 == 0 && std::chrono::steady_clock::now() >= deadline) return;
+    }
+}
 
 /// True on a pool worker, and on a calling thread while it runs its share of
 /// a job: a parallel_for started there runs inline (a nested job would wait
@@ -115,9 +144,9 @@ public:
             const parallel_task_scope scope;
             drain();
         }
-        // Kernels take tens to hundreds of microseconds: spin briefly for the
-        // workers before sleeping, so that waking costs little.
-        for (int spin = 0; spin < spin_limit && m_busy.load(std::memory_order_acquire) != 0; ++spin) pause();
+        // Kernels take tens to hundreds of microseconds: spin briefly (in time,
+        // pool_spin_ns) for the workers before sleeping, so that waking costs little.
+        spin_for_pool([this] { return m_busy.load(std::memory_order_acquire) == 0; });
         std::unique_lock<std::mutex> wait(m_mutex);
         m_done.wait(wait, [this] { return m_busy.load(std::memory_order_acquire) == 0; });
         m_task = {};
@@ -147,23 +176,13 @@ private:
         }
     }
 
-    static void pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        std::this_thread::yield();
-#endif
-    }
-
     void work(std::size_t index, std::size_t seen) {
         inside_parallel_task() = true;
         bool spin_first = false;
         for (;;) {
             // After a job, spin a little for the next one (they come back to
             // back in a sampling loop), then sleep on the condition variable.
-            if (spin_first)
-                for (int spin = 0; spin < spin_limit && m_generation.load(std::memory_order_acquire) == seen; ++spin)
-                    pause();
+            if (spin_first) spin_for_pool([&] { return m_generation.load(std::memory_order_acquire) != seen; });
             bool take_part = false;
             {
                 std::unique_lock<std::mutex> lock(m_mutex);
@@ -191,7 +210,6 @@ private:
     std::size_t m_count = 0;
     std::size_t m_active = 0; // workers taking part in the current job
     std::atomic<std::size_t> m_next{0};
-    static constexpr int spin_limit = 20000; // about 20–100 µs of pause instructions
     std::atomic<std::size_t> m_busy{0};
     std::atomic<std::size_t> m_generation{0};
     bool m_stop = false;
@@ -216,6 +234,22 @@ private:
 inline void release_worker_threads() {
     if (detail::inside_parallel_task()) return;
     detail::shared_pool().release();
+}
+
+/// Sets how long pool threads spin for work (and the caller for its helpers)
+/// before sleeping: 0 sleeps at once; default 50 µs. Measured in time, not in
+/// pause instructions. Results never depend on it, only the wake-up latency
+/// and the CPU time burnt while waiting.
+/// @throws ddpm::invalid_argument for a negative time or one over 10 ms.
+inline void set_pool_spin_time(std::chrono::nanoseconds spin) {
+    if (spin.count() < 0 || spin > std::chrono::milliseconds(10))
+        detail::throw_invalid("ddpm::set_pool_spin_time", "spin (ns)", spin.count(), "between 0 and 10 ms");
+    detail::pool_spin_ns().store(spin.count(), std::memory_order_relaxed);
+}
+
+/// The spin time set_pool_spin_time() set.
+[[nodiscard]] inline std::chrono::nanoseconds pool_spin_time() noexcept {
+    return std::chrono::nanoseconds(detail::pool_spin_ns().load(std::memory_order_relaxed));
 }
 
 /// Runs task(i) for i in [0, n) with the threads `exec` allows. Allocates

@@ -97,7 +97,8 @@ TEST_CASE("DDIM: eta outside [0, 1], stepping before set_timesteps", "[samplers]
     CHECK_THROWS_AS(sched.previous_timestep(10), ddpm::invalid_argument);
     std::vector<double> buf(4, sentinel);
     ddpm::zero_noise none;
-    CHECK_THROWS_AS(ddpm::ddim_sample(sched, identity_net, none, buf), ddpm::invalid_argument);
+    CHECK_THROWS_AS(ddpm::ddim_sample(sched, identity_net, none, buf, ddpm::sampler_options{.batch = 1}),
+                    ddpm::invalid_argument);
     CHECK_THROWS_AS(ddpm::ddim_invert(sched, identity_net, buf), ddpm::invalid_argument);
     CHECK(untouched(buf));
 

@@ -168,6 +168,7 @@ TEST_CASE("Euler: the ODE step is exact for a Gaussian data distribution", "[sam
         sched.set_timesteps(n);
         std::vector<double> x{sched.init_noise_sigma()};
         ddpm::sampler_options opt;
+        opt.batch = 1;
         opt.start_from_input = true;
         ddpm::sample(sched, ideal, ddpm::zero_noise{}, x, opt);
         // exact: x_0 = x_T · √(σ_end² + 1)/√(σ_max² + 1) with σ_end = 0

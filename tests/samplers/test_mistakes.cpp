@@ -79,3 +79,19 @@ TEST_CASE("ddim_sampler: a reusable DDIM sampler equal to ddim_sample", "[sample
     CHECK_THROWS_WITH(unset.sample(net, ddpm::counter_noise(4), out, opt), Catch::Contains("set_timesteps"));
     CHECK(std::all_of(out.begin(), out.end(), [](double v) { return v == 7.0; }));
 }
+
+TEST_CASE("sampler_options::batch has no default: forgetting it throws", "[samplers][errors]") {
+    ddpm::ddim_scheduler<float> s(ddpm::noise_schedule(ddpm::schedule_config{}));
+    s.set_timesteps(5);
+    const auto net = [](std::span<const float>, std::span<const ddpm::timestep_t>, std::span<float> out) {
+        std::fill(out.begin(), out.end(), 0.0f);
+    };
+    std::vector<float> out(B * D, 7.0f); // B samples, but the options do not say so
+    CHECK_THROWS_AS(ddpm::sample(s, net, ddpm::counter_noise(1), out), ddpm::invalid_argument);
+    CHECK_THROWS_WITH(ddpm::sample(s, net, ddpm::counter_noise(1), out, ddpm::sampler_options{.check_finite = true}),
+                      Catch::Contains("options.batch = 0 (not set)") && Catch::Contains("{.batch = B}"));
+    ddpm::ddim_sampler<float> sampler(s);
+    CHECK_THROWS_AS(sampler.sample(net, ddpm::counter_noise(1), out), ddpm::invalid_argument);
+    CHECK(all_equal(out, 7.0f));
+    CHECK(ddpm::sample(s, net, ddpm::counter_noise(1), out, ddpm::sampler_options{.batch = B}) == 5);
+}

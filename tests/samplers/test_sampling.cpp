@@ -204,6 +204,7 @@ TEST_CASE("respaced schedule: betas, timesteps and the network's timesteps", "[s
     ddpm::zero_noise zeros;
     std::vector<double> x(3, 0.5);
     ddpm::sampler_options opt;
+    opt.batch = 1;
     opt.start_from_input = true;
     ddpm::sample(sched, recorder, zeros, x, opt);
     REQUIRE(seen.size() == 45);

@@ -21,7 +21,8 @@
 // tasks exactly as in kernels/fused.hpp: results do not depend on the thread
 // count, and counter noise for element i of row b at step s is
 // random::normal_at(seed, first_sample + b, s, i). These entry points validate
-// sizes once per call; per-element work never checks anything.
+// sizes once per call; per-element work never checks anything. The SIMD
+// bodies are dispatched at run time as in fused.hpp (ddpm/dispatch/isa.hpp).
 #pragma once
 
 #include "ddpm/kernels/fused.hpp"
@@ -130,23 +131,23 @@ DDPM_FORCEINLINE void store_v(T* p, V v) noexcept {
 
 /// Runs body.template operator()<V>(i) over [0, n): batches of the SIMD width
 /// (backend::simd with xsimd), then a scalar tail.
-template <backend Bk, class T, class Body>
+template <backend Bk, class T, class Arch, class Body>
 DDPM_FORCEINLINE void elementwise(std::size_t n, Body&& body) noexcept {
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
-        using batch = xsimd::batch<T>;
+        using batch = xsimd::batch<T, Arch>;
         for (; i + batch::size <= n; i += batch::size) body.template operator()<batch>(i);
     }
 #endif
     for (; i < n; ++i) body.template operator()<T>(i);
 }
 
-template <backend Bk, class T, std::size_t K>
+template <backend Bk, class T, std::size_t K, class Arch = default_simd_arch>
 void combine_range(const std::array<const T*, K>& in, const T* z, T* out, std::size_t n,
                    const combine_coefficients<T, K>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
-    elementwise<Bk, T>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
         V acc = splat<V>(c.c[0]) * load_v<V>(in[0] + i);
         for (std::size_t k = 1; k < K; ++k) acc = acc + splat<V>(c.c[k]) * load_v<V>(in[k] + i);
         if (noisy) acc = acc + splat<V>(c.sigma) * load_v<V>(z + i);
@@ -154,11 +155,11 @@ void combine_range(const std::array<const T*, K>& in, const T* z, T* out, std::s
     });
 }
 
-template <backend Bk, sigma_x0_form F, class T>
+template <backend Bk, sigma_x0_form F, class T, class Arch = default_simd_arch>
 void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, const T* z, T* next, T* x0_out,
                       T* d_out, std::size_t n, const sigma_step_coefficients<T>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma_up != T(0);
-    elementwise<Bk, T>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
         const V xv = load_v<V>(x + i);
         V x0 = sigma_x0<F>(load_v<V>(o + i), xv, splat<V>(c.a), splat<V>(c.b));
         if (c.clip) x0 = clamp_v(x0, splat<V>(-c.clip_range), splat<V>(c.clip_range));
@@ -172,11 +173,56 @@ void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, co
     });
 }
 
-template <backend Bk, output_form F, class T>
+template <backend Bk, output_form F, class T, class Arch = default_simd_arch>
 void convert_range(const T* o, const T* x, T* y, std::size_t n, const output_coefficients<T>& c) noexcept {
-    elementwise<Bk, T>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
         store_v(y + i, convert_element<F>(load_v<V>(o + i), load_v<V>(x + i), splat<V>(c.a), splat<V>(c.b), splat<V>(c.c)));
     });
+}
+
+/// The SIMD solver kernels of one xsimd arch, as registered for run-time
+/// dispatch (ddpm/dispatch/isa.hpp); combine for K = 1..4 inputs.
+template <class T>
+struct solver_table {
+    template <std::size_t K>
+    using combine_fn = void (*)(const std::array<const T*, K>&, const T*, T*, std::size_t,
+                                const combine_coefficients<T, K>&) noexcept;
+    using sigma_fn = void (*)(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, std::size_t,
+                              const sigma_step_coefficients<T>&) noexcept;
+    using convert_fn = void (*)(const T*, const T*, T*, std::size_t, const output_coefficients<T>&) noexcept;
+    combine_fn<1> combine1 = nullptr;
+    combine_fn<2> combine2 = nullptr;
+    combine_fn<3> combine3 = nullptr;
+    combine_fn<4> combine4 = nullptr;
+    sigma_fn sigma[3] = {};     ///< [sigma_x0_form]
+    convert_fn convert[4] = {}; ///< [output_form]
+
+    template <std::size_t K>
+    [[nodiscard]] combine_fn<K> combine() const noexcept {
+        if constexpr (K == 1) return combine1;
+        else if constexpr (K == 2) return combine2;
+        else if constexpr (K == 3) return combine3;
+        else if constexpr (K == 4) return combine4;
+        else return nullptr;
+    }
+};
+
+/// The solver_table of `Arch` (instantiated by the arch files only).
+template <class T, class Arch>
+constexpr solver_table<T> make_solver_table() noexcept {
+    solver_table<T> t;
+    t.combine1 = &combine_range<backend::simd, T, 1, Arch>;
+    t.combine2 = &combine_range<backend::simd, T, 2, Arch>;
+    t.combine3 = &combine_range<backend::simd, T, 3, Arch>;
+    t.combine4 = &combine_range<backend::simd, T, 4, Arch>;
+    t.sigma[0] = &sigma_step_range<backend::simd, sigma_x0_form::epsilon, T, Arch>;
+    t.sigma[1] = &sigma_step_range<backend::simd, sigma_x0_form::v, T, Arch>;
+    t.sigma[2] = &sigma_step_range<backend::simd, sigma_x0_form::sample, T, Arch>;
+    t.convert[0] = &convert_range<backend::simd, output_form::identity, T, Arch>;
+    t.convert[1] = &convert_range<backend::simd, output_form::x_minus_bo_c, T, Arch>;
+    t.convert[2] = &convert_range<backend::simd, output_form::ax_minus_bo, T, Arch>;
+    t.convert[3] = &convert_range<backend::simd, output_form::ao_plus_bx, T, Arch>;
+    return t;
 }
 
 /// The chunk's noise: drawn from the counter stream into `buf`, or a pointer
@@ -211,6 +257,8 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
         detail::check_equal(where, "inputs[" + std::to_string(k) + "]", inputs[k].size(), x_next.size(),
                             "elements (B x D)");
     detail::check_noise(where, noise, x_next.size());
+    const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
+    const auto dispatched = table ? table->template combine<K>() : nullptr;
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
         const auto& c = coefficients[row];
@@ -218,7 +266,8 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
         const T* zp = detail::chunk_noise(noise, c.sigma != T(0), row, dim, first, n, z, bk);
         std::array<const T*, K> in{};
         for (std::size_t k = 0; k < K; ++k) in[k] = inputs[k].data() + off;
-        if (bk == backend::simd) detail::combine_range<backend::simd, T, K>(in, zp, x_next.data() + off, n, c);
+        if (dispatched) dispatched(in, zp, x_next.data() + off, n, c);
+        else if (bk == backend::simd) detail::combine_range<backend::simd, T, K>(in, zp, x_next.data() + off, n, c);
         else detail::combine_range<backend::scalar, T, K>(in, zp, x_next.data() + off, n, c);
     });
 }
@@ -261,6 +310,7 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
     if (!buf.derivative.empty())
         detail::check_equal(where, "derivative", buf.derivative.size(), total, "elements (B x D, or none)");
     detail::check_noise(where, noise, total);
+    const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
         const auto& c = coefficients[row];
@@ -274,7 +324,8 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
         T* x0 = buf.x0.empty() ? nullptr : buf.x0.data() + off;
         T* d = buf.derivative.empty() ? nullptr : buf.derivative.data() + off;
         auto run = [&]<sigma_x0_form F>() {
-            if (bk == backend::simd) detail::sigma_step_range<backend::simd, F>(o, x, base, dp, zp, next, x0, d, n, c);
+            if (table) table->sigma[static_cast<int>(F)](o, x, base, dp, zp, next, x0, d, n, c);
+            else if (bk == backend::simd) detail::sigma_step_range<backend::simd, F>(o, x, base, dp, zp, next, x0, d, n, c);
             else detail::sigma_step_range<backend::scalar, F>(o, x, base, dp, zp, next, x0, d, n, c);
         };
         switch (c.form) {
@@ -300,12 +351,14 @@ void convert_output(std::span<const output_coefficients<T>> coefficients, std::s
     detail::check_equal(where, "model_output", model_output.size(), channels * x.size(),
                         channels == 1 ? "elements (B x D)" : "elements (B x 2D)");
     detail::check_equal(where, "y", y.size(), x.size(), "elements (B x D)");
+    const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         const auto& c = coefficients[row];
         const std::size_t off = row * dim + first;
         const T* o = model_output.data() + row * channels * dim + first;
         auto run = [&]<output_form F>() {
-            if (bk == backend::simd) detail::convert_range<backend::simd, F>(o, x.data() + off, y.data() + off, n, c);
+            if (table) table->convert[static_cast<int>(F)](o, x.data() + off, y.data() + off, n, c);
+            else if (bk == backend::simd) detail::convert_range<backend::simd, F>(o, x.data() + off, y.data() + off, n, c);
             else detail::convert_range<backend::scalar, F>(o, x.data() + off, y.data() + off, n, c);
         };
         switch (c.form) {

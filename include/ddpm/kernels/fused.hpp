@@ -14,6 +14,7 @@
 #pragma once
 
 #include "ddpm/config.hpp"
+#include "ddpm/dispatch/isa.hpp"
 #include "ddpm/error.hpp"
 #include "ddpm/kernels/scalar.hpp"
 #include "ddpm/kernels/simd_support.hpp"
@@ -57,8 +58,10 @@ struct noise_stream {
     std::uint32_t first_sample = 0;
 };
 
-/// Which implementation runs: the portable scalar reference, or the xsimd one
-/// (at xsimd::default_arch, chosen by the compiler flags).
+/// Which implementation runs: the portable scalar reference, or the xsimd one:
+/// at the best instruction set the CPU has among those linked for run-time
+/// dispatch (ddpm/dispatch/isa.hpp), else at xsimd::default_arch, chosen by
+/// the compiler flags. Every SIMD path gives the same bits.
 enum class backend { scalar, simd };
 inline constexpr backend best_backend = DDPM_HAS_XSIMD ? backend::simd : backend::scalar;
 
@@ -162,12 +165,12 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE T clip_x0(T x0, const x0_clip<T>& c) noexcept 
 // Range kernels: one row, n contiguous elements. `Bk` picks SIMD or scalar;
 // the SIMD versions finish with the scalar element functions.
 
-template <backend Bk, class T>
+template <backend Bk, class T, class Arch = default_simd_arch>
 void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noexcept {
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
-        using batch = xsimd::batch<T>;
+        using batch = xsimd::batch<T, Arch>;
         const batch va(a), vb(b);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(x0 + i);
@@ -215,14 +218,14 @@ DDPM_FORCEINLINE T element_sigma(const reverse_coefficients<T>& c, T v) noexcept
 /// One row of the DDPM step (Algorithm 2, line 4, written as μ̃(x̂_0, x_t) + σ z):
 /// x̂_0 from the output, clip, posterior mean, + σ z. `var` is the variance
 /// channel (learned types), `z` null for no noise, `x0_out` null if unwanted.
-template <backend Bk, x0_form Form, bool Clip, step_variance V, class T>
+template <backend Bk, x0_form Form, bool Clip, step_variance V, class T, class Arch = default_simd_arch>
 void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const reverse_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr; // the caller passes no noise on the final step
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd && V == step_variance::fixed) {
-        using batch = xsimd::batch<T>;
+        using batch = xsimd::batch<T, Arch>;
         const batch a(c.x0_a), b(c.x0_b), c1(c.mean_coef_x0), c2(c.mean_coef_xt), sigma(c.noise_scale);
         const batch bound(clip.bound), divisor(clip.divisor);
         for (; i + batch::size <= n; i += batch::size) {
@@ -247,14 +250,14 @@ void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, 
 }
 
 /// One row of the DDIM step (Song et al. 2021, eq. 12).
-template <backend Bk, x0_form Form, bool Clip, class T>
+template <backend Bk, x0_form Form, bool Clip, class T, class Arch = default_simd_arch>
 void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const ddim_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
-        using batch = xsimd::batch<T>;
+        using batch = xsimd::batch<T, Arch>;
         const batch a(c.x0_a), b(c.x0_b), ea(c.eps_a), eb(c.eps_b), ec(c.eps_c), cx(c.coef_x0), ce(c.coef_eps);
         const batch sigma(c.sigma);
         const batch bound(clip.bound), divisor(clip.divisor);
@@ -286,7 +289,7 @@ void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std
 
 /// Calls f.template operator()<Form, Clip>() for the run-time pair (form, clip).
 template <class F>
-decltype(auto) dispatch_form_clip(x0_form form, bool clip, F&& f) {
+constexpr decltype(auto) dispatch_form_clip(x0_form form, bool clip, F&& f) {
     switch (form) {
     case x0_form::multiply:
         return clip ? f.template operator()<x0_form::multiply, true>() : f.template operator()<x0_form::multiply, false>();
@@ -295,6 +298,58 @@ decltype(auto) dispatch_form_clip(x0_form form, bool clip, F&& f) {
     case x0_form::identity: break;
     }
     return clip ? f.template operator()<x0_form::identity, true>() : f.template operator()<x0_form::identity, false>();
+}
+
+[[nodiscard]] constexpr int form_index(x0_form f) noexcept {
+    return f == x0_form::multiply ? 0 : f == x0_form::divide ? 1 : 2;
+}
+
+/// The SIMD range kernels of one xsimd arch, as registered for run-time
+/// dispatch (ddpm/dispatch/isa.hpp). DDPM steps with a learned variance have
+/// no SIMD body and are not in the table.
+template <class T>
+struct kernel_table {
+    using forward_fn = void (*)(const T*, const T*, T*, std::size_t, T, T) noexcept;
+    using ddpm_fn = void (*)(const T*, const T*, const T*, const T*, T*, T*, std::size_t,
+                             const reverse_coefficients<T>&, const x0_clip<T>&) noexcept;
+    using ddim_fn = void (*)(const T*, const T*, const T*, T*, T*, std::size_t, const ddim_coefficients<T>&,
+                             const x0_clip<T>&) noexcept;
+    using sqdist_fn = double (*)(const T*, const T*, std::size_t) noexcept;
+    forward_fn forward = nullptr;
+    ddpm_fn ddpm[3][2] = {}; ///< [form_index][clip], fixed variance
+    ddim_fn ddim[3][2] = {}; ///< [form_index][clip]
+    sqdist_fn squared_distance = nullptr; ///< Σ (p − q)² of one row (weighted_mse, gaussian_kl_sum)
+};
+
+template <backend Bk, class T, class Arch>
+double squared_distance_range(const T* p, const T* q, std::size_t n) noexcept;
+
+/// The kernel_table of `Arch` (instantiated by the arch files only).
+template <class T, class Arch>
+constexpr kernel_table<T> make_kernel_table() noexcept {
+    kernel_table<T> t;
+    t.forward = &forward_range<backend::simd, T, Arch>;
+    t.squared_distance = &squared_distance_range<backend::simd, T, Arch>;
+    auto add = [&]<x0_form F, bool C>() {
+        t.ddpm[form_index(F)][C] = &ddpm_range<backend::simd, F, C, step_variance::fixed, T, Arch>;
+        t.ddim[form_index(F)][C] = &ddim_range<backend::simd, F, C, T, Arch>;
+    };
+    for (const bool clip : {false, true})
+        for (const x0_form f : {x0_form::multiply, x0_form::divide, x0_form::identity})
+            dispatch_form_clip(f, clip, add);
+    return t;
+}
+
+/// The dispatched table of kind `Table` for a call with backend `bk` (null:
+/// the compile-time code).
+template <class Table>
+[[nodiscard]] const Table* dispatched(std::string_view where, backend bk) {
+#if DDPM_HAS_XSIMD
+    if (bk == backend::simd) return dispatch::resolve<Table>(where);
+#endif
+    (void)where;
+    (void)bk;
+    return nullptr;
 }
 
 inline void check_equal(std::string_view where, std::string_view name, std::size_t got, std::size_t expected,
@@ -334,10 +389,13 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "b", b.size(), a.size(), "(one per sample)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "eps", eps.size(), x0.size(), "elements (B x D)");
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         const std::size_t off = row * dim + first;
         detail::draw<T>(ns, row, first, n, eps.data() + off, bk);
-        if (bk == backend::simd)
+        if (table)
+            table->forward(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
+        else if (bk == backend::simd)
             detail::forward_range<backend::simd>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
         else
             detail::forward_range<backend::scalar>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
@@ -353,9 +411,12 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "b", b.size(), a.size(), "(one per sample)");
     detail::check_equal(where, "noise", noise.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         const std::size_t off = row * dim + first;
-        if (bk == backend::simd)
+        if (table)
+            table->forward(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
+        else if (bk == backend::simd)
             detail::forward_range<backend::simd>(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
         else
             detail::forward_range<backend::scalar>(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
@@ -385,6 +446,7 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
     detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
     if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
     detail::check_noise(where, noise, xt.size());
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
@@ -404,7 +466,9 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
         T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
         detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
             auto run = [&]<step_variance V>() {
-                if (bk == backend::simd)
+                if (V == step_variance::fixed && table)
+                    table->ddpm[detail::form_index(F)][C](out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
+                else if (bk == backend::simd)
                     detail::ddpm_range<backend::simd, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
                 else
                     detail::ddpm_range<backend::scalar, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
@@ -437,6 +501,7 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
     detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
     if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
     detail::check_noise(where, noise, xt.size());
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
     detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
@@ -453,7 +518,9 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
         T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
         detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
             const T* out = model_output.data() + row * channels * dim + first;
-            if (bk == backend::simd)
+            if (table)
+                table->ddim[detail::form_index(F)][C](out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
+            else if (bk == backend::simd)
                 detail::ddim_range<backend::simd, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
             else
                 detail::ddim_range<backend::scalar, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c,
@@ -463,48 +530,53 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
 }
 
 // ---------------------------------------------------------------------------
-// Reductions. Per-sample results are summed in a fixed order (SIMD lanes, then
-// chunks in element order), so they do not depend on the thread count; the
-// scalar and SIMD backends may differ in the last bits (different summation
-// order).
+// Reductions. Per-sample results are summed in a fixed order that depends on
+// neither the thread count nor the SIMD width: 64/sizeof(T) partial sums in T
+// (element i feeds partial i mod 64/sizeof(T)), added in index order in
+// double, then the tail in double. So every SIMD path (SSE2, AVX2, AVX-512,
+// dispatched or compiled in) gives the same bits; the scalar backend sums
+// every element in double and may differ from them in the last bits.
 
 namespace detail {
 
-/// Σ f(i) over one row, accumulated in double.
-template <backend Bk, class T, class Batch, class Scalar>
-double row_sum(std::size_t n, Batch&& fb, Scalar&& fs) noexcept {
+/// Σ_i (p_i − q_i)² over one row, in the order described above.
+template <backend Bk, class T, class Arch = default_simd_arch>
+double squared_distance_range(const T* p, const T* q, std::size_t n) noexcept {
     std::size_t i = 0;
     double total = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
-        using batch = xsimd::batch<T>;
-        batch acc(T(0));
-        for (; i + batch::size <= n; i += batch::size) acc = acc + fb(i);
-        total = static_cast<double>(horizontal_sum(acc));
+        using batch = xsimd::batch<T, Arch>;
+        constexpr std::size_t partials = 64 / sizeof(T);
+        if constexpr (partials % batch::size == 0) {
+            constexpr std::size_t accs = partials / batch::size;
+            batch acc[accs];
+            for (std::size_t a = 0; a < accs; ++a) acc[a] = batch(T(0));
+            for (; i + partials <= n; i += partials)
+                for (std::size_t a = 0; a < accs; ++a) {
+                    const batch d = batch::load_unaligned(p + i + a * batch::size) -
+                                    batch::load_unaligned(q + i + a * batch::size);
+                    acc[a] = acc[a] + d * d;
+                }
+            alignas(64) T part[partials];
+            for (std::size_t a = 0; a < accs; ++a) acc[a].store_unaligned(part + a * batch::size);
+            for (std::size_t j = 0; j < partials; ++j) total += static_cast<double>(part[j]);
+        }
     }
 #endif
-    (void)fb;
-    for (; i < n; ++i) total += static_cast<double>(fs(i));
+    for (; i < n; ++i) {
+        const T d = p[i] - q[i];
+        total += static_cast<double>(d * d);
+    }
     return total;
 }
 
-/// Σ_i (p_i − q_i)² over one row, accumulated as row_sum does.
+/// squared_distance_range through the dispatched table when there is one.
 template <class T>
-double squared_distance(const T* p, const T* q, std::size_t n, backend bk) noexcept {
-    auto fs = [&](std::size_t i) {
-        const T d = p[i] - q[i];
-        return d * d;
-    };
-#if DDPM_HAS_XSIMD
-    auto fb = [&](std::size_t i) {
-        const auto d = xsimd::batch<T>::load_unaligned(p + i) - xsimd::batch<T>::load_unaligned(q + i);
-        return d * d;
-    };
-    return bk == backend::simd ? row_sum<backend::simd, T>(n, fb, fs) : row_sum<backend::scalar, T>(n, fb, fs);
-#else
-    (void)bk;
-    return row_sum<backend::scalar, T>(n, 0, fs);
-#endif
+double squared_distance(const T* p, const T* q, std::size_t n, backend bk, const kernel_table<T>* table) noexcept {
+    if (table) return table->squared_distance(p, q, n);
+    return bk == backend::simd ? squared_distance_range<backend::simd, T>(p, q, n)
+                               : squared_distance_range<backend::scalar, T>(p, q, n);
 }
 
 } // namespace detail
@@ -519,8 +591,10 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
     detail::check_equal(where, "target", target.size(), prediction.size(), "elements (B x D)");
     if (!weights.empty()) detail::check_equal(where, "weights", weights.size(), batch, "(one per sample, or none)");
     detail::check_equal(where, "out", out.size(), batch, "(one per sample)");
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     parallel_for(exec, batch, [&](std::size_t b) {
-        const double s = detail::squared_distance<T>(prediction.data() + b * dim, target.data() + b * dim, dim, bk);
+        const double s =
+            detail::squared_distance<T>(prediction.data() + b * dim, target.data() + b * dim, dim, bk, table);
         const double w = weights.empty() ? 1.0 : static_cast<double>(weights[b]);
         out[b] = static_cast<T>(w * s / static_cast<double>(dim));
     });
@@ -540,8 +614,9 @@ void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::
     detail::check_equal(where, "mean2", mean2.size(), mean1.size(), "elements (B x D)");
     detail::check_equal(where, "logvar1", logvar1.size(), batch, "(one per sample)");
     detail::check_equal(where, "logvar2", logvar2.size(), batch, "(one per sample)");
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     parallel_for(exec, batch, [&](std::size_t b) {
-        const double sq = detail::squared_distance<T>(mean1.data() + b * dim, mean2.data() + b * dim, dim, bk);
+        const double sq = detail::squared_distance<T>(mean1.data() + b * dim, mean2.data() + b * dim, dim, bk, table);
         const double l1 = static_cast<double>(logvar1[b]), l2 = static_cast<double>(logvar2[b]);
         const double n = static_cast<double>(dim);
         out[b] = static_cast<T>(0.5 * (n * (-1.0 + l2 - l1 + std::exp(l1 - l2)) + sq * std::exp(-l2)));

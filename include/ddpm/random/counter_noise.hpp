@@ -30,8 +30,8 @@
 // element index is 64-bit: element_offset + length must not exceed 2^64.
 //
 // API: per element (bits_at, uniform_at, normal_at; host and device), fills
-// of a contiguous span (fill_normal / fill_uniform: SIMD at
-// xsimd::default_arch when xsimd is available, else scalar; *_scalar is the
+// of a contiguous span (fill_normal / fill_uniform: SIMD when xsimd is
+// available, at the arch ddpm/dispatch/isa.hpp picks at run time, else scalar; *_scalar is the
 // reference; *_simd<Arch> picks an arch; the double overloads widen the float
 // stream), the SIMD building block normal_batches / uniform_batches for fused
 // kernels, and counter_engine, a UniformRandomBitGenerator over one stream.
@@ -44,6 +44,8 @@
 #include "ddpm/config.hpp"
 #include "ddpm/random/normal.hpp"
 #include "ddpm/random/philox.hpp"
+
+#include "ddpm/dispatch/isa.hpp"
 
 #if DDPM_HAS_XSIMD
 #include "ddpm/random/detail/simd_ops.hpp"
@@ -319,15 +321,35 @@ inline void fill_uniform_simd(std::span<float> out, std::uint64_t seed, std::uin
 #pragma GCC diagnostic pop
 #endif
 
+namespace detail {
+
+/// The SIMD fills of one xsimd arch, as registered for run-time dispatch
+/// (ddpm/dispatch/isa.hpp).
+struct fill_table {
+    using fill_fn = void (*)(std::span<float>, std::uint64_t, std::uint32_t, std::uint32_t, std::uint64_t) noexcept;
+    fill_fn normal = nullptr;
+    fill_fn uniform = nullptr;
+};
+
+/// The fill_table of `Arch` (instantiated by the arch files only).
+template <class Arch>
+constexpr fill_table make_fill_table() noexcept {
+    return {&fill_normal_simd<Arch>, &fill_uniform_simd<Arch>};
+}
+
+} // namespace detail
+
 #endif // DDPM_HAS_XSIMD
 
 /// out[k] = normal_at(seed, sample, step, element_offset + k): the SIMD path
-/// at xsimd::default_arch when xsimd is available, else the scalar one (the
-/// same bits either way).
+/// when xsimd is available (at the best instruction set linked for run-time
+/// dispatch that the CPU has, else at xsimd::default_arch), else the scalar
+/// one (the same bits on every path).
 inline void fill_normal(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
                         std::uint64_t element_offset = 0) noexcept {
 #if DDPM_HAS_XSIMD
-    fill_normal_simd<xsimd::default_arch>(out, seed, sample, step, element_offset);
+    if (const auto* t = dispatch::table_nothrow<detail::fill_table>()) t->normal(out, seed, sample, step, element_offset);
+    else fill_normal_simd<xsimd::default_arch>(out, seed, sample, step, element_offset);
 #else
     fill_normal_scalar(out, seed, sample, step, element_offset);
 #endif
@@ -337,7 +359,8 @@ inline void fill_normal(std::span<float> out, std::uint64_t seed, std::uint32_t 
 inline void fill_uniform(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
                          std::uint64_t element_offset = 0) noexcept {
 #if DDPM_HAS_XSIMD
-    fill_uniform_simd<xsimd::default_arch>(out, seed, sample, step, element_offset);
+    if (const auto* t = dispatch::table_nothrow<detail::fill_table>()) t->uniform(out, seed, sample, step, element_offset);
+    else fill_uniform_simd<xsimd::default_arch>(out, seed, sample, step, element_offset);
 #else
     fill_uniform_scalar(out, seed, sample, step, element_offset);
 #endif

@@ -81,8 +81,11 @@ namespace ddpm {
 
 /// Options of a one-call sampling run.
 struct sampler_options {
-    /// Number of samples B; the output holds B·D values.
-    std::size_t batch = 1;
+    /// Number of samples B; the output holds B·D values. Required: it has no
+    /// default (0 means "not set" and every sampler throws), because a
+    /// forgotten batch of 1 would silently treat B samples as one sample of
+    /// B·D values. Write `ddpm::sampler_options{.batch = B}`.
+    std::size_t batch = 0;
     /// Check every network output for NaN/±Inf and throw ddpm::numerical_error
     /// naming the step and timestep. The output buffer is filled with NaN
     /// before each call, so a network that writes only part of it (or a
@@ -282,7 +285,10 @@ void fill_noise(Noise& noise, std::span<T> out, std::uint64_t step, std::size_t 
 
 /// B and D of a run: `out` must hold a positive whole number of samples.
 inline batch_shape run_shape(std::string_view where, std::size_t out_size, std::size_t batch) {
-    if (batch == 0) throw_invalid(where, "options.batch", 0, ">= 1");
+    if (batch == 0)
+        throw_invalid(where, "options.batch", "0 (not set)",
+                      "the number of samples B in out: sampler_options has no default batch, write "
+                      "ddpm::sampler_options{.batch = B}");
     if (out_size == 0 || out_size % batch != 0)
         throw_invalid(where, "out.size()", out_size,
                       "a positive multiple of options.batch = " + std::to_string(batch) + " (B samples x D elements)");
