@@ -29,11 +29,11 @@ dist::rank_info world() { return dist::ranks_of(MPI_COMM_WORLD); }
 
 /// A network that treats samples independently (as the bit-identity needs):
 /// ε̂[b, d] = tanh(0.7 x[b, d]) (0.5 + t/T) + 0.05 x[b, (d + 1) mod D].
-template <class T>
+template <class T, class Tv = ddpm::timestep_t>
 struct row_model {
     std::size_t dim;
     double num_timesteps;
-    void operator()(std::span<const T> x, std::span<const ddpm::timestep_t> t, std::span<T> out) const {
+    void operator()(std::span<const T> x, std::span<const Tv> t, std::span<T> out) const {
         for (std::size_t b = 0; b < t.size(); ++b) {
             const T scale = static_cast<T>(0.5 + static_cast<double>(t[b]) / num_timesteps);
             for (std::size_t d = 0; d < dim; ++d)
@@ -41,6 +41,10 @@ struct row_model {
         }
     }
 };
+
+/// row_model for a scheduler with real-valued timesteps (the Euler family).
+template <class T>
+using row_model_continuous = row_model<T, T>;
 
 template <class T>
 bool same_bits(std::span<const T> a, std::span<const T> b) {
@@ -50,10 +54,10 @@ bool same_bits(std::span<const T> a, std::span<const T> b) {
 /// Runs `scheduler` sharded over MPI_COMM_WORLD (each rank with rank + 1
 /// threads) and checks the local shard and the gathered batch against the
 /// one-process run, bit for bit.
-template <class T, class Scheduler, class OneProcess>
+template <class T, class Scheduler, class OneProcess, template <class...> class Model = row_model>
 void check_sharded(const Scheduler& scheduler, std::size_t global, std::size_t dim, std::uint64_t seed,
                    OneProcess one_process) {
-    const row_model<T> model{dim, static_cast<double>(scheduler.schedule().size())};
+    const Model<T> model{dim, static_cast<double>(scheduler.schedule().size())};
     std::vector<T> reference(global * dim);
     one_process(model, ddpm::counter_noise(seed, dim), reference, ddpm::sampler_options{.batch = global});
 
@@ -124,6 +128,16 @@ TEST_CASE("sharded DPM-Solver (SDE, with noise) and UniPC sampling are bit-ident
     check_sharded<double>(unipc, 5, 33, 42,
                           [&](auto& model, const ddpm::counter_noise& noise, std::vector<double>& out,
                               const ddpm::sampler_options& o) { ddpm::unipc_sample(unipc, model, noise, out, o); });
+}
+
+TEST_CASE("sharded Euler ancestral sampling (real-valued timesteps, noise every step) equals one process") {
+    const ddpm::noise_schedule schedule{ddpm::schedule_config{.num_train_timesteps = 200}};
+    ddpm::euler_ancestral_scheduler<float> euler(schedule);
+    euler.set_timesteps(9);
+    const auto one = [&](auto& model, const ddpm::counter_noise& noise, std::vector<float>& out,
+                         const ddpm::sampler_options& o) { ddpm::sample(euler, model, noise, out, o); };
+    check_sharded<float, ddpm::euler_ancestral_scheduler<float>, decltype(one), row_model_continuous>(euler, 7, 70,
+                                                                                                       51, one);
 }
 
 TEST_CASE("sharded sampling from the caller's x_T (start_from_input) equals one process") {

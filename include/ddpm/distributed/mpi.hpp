@@ -199,8 +199,9 @@ private:
 
 /// The options of a scheduler the ranks of a sharded run must share: T, the
 /// noise schedule and the timesteps it visits. Works with any scheduler
-/// exposing schedule() and timesteps() (ddpm_scheduler, ddim_scheduler, and
-/// the solvers built like them); what a scheduler does not expose is left out.
+/// exposing schedule() and timesteps() (ddpm_scheduler, ddim_scheduler, the
+/// Euler family with real-valued timesteps, DPM-Solver, UniPC); what a
+/// scheduler does not expose is left out.
 template <class Scheduler>
 [[nodiscard]] fingerprint scheduler_fingerprint(const Scheduler& scheduler) {
     fingerprint f;
@@ -210,8 +211,10 @@ template <class Scheduler>
         f.add("the noise schedule", s);
     }
     if constexpr (requires { scheduler.timesteps(); }) {
+        // integer timesteps, or real ones (the Euler family)
         const auto ts = scheduler.timesteps();
-        f.add_hash("the scheduler's timesteps", std::span<const timestep_t>(ts.data(), ts.size()));
+        using V = std::remove_cvref_t<decltype(*ts.data())>;
+        f.add_hash("the scheduler's timesteps", std::span<const V>(ts.data(), ts.size()));
     }
     return f;
 }
