@@ -95,3 +95,33 @@ TEST_CASE("sampler_options::batch has no default: forgetting it throws", "[sampl
     CHECK(all_equal(out, 7.0f));
     CHECK(ddpm::sample(s, net, ddpm::counter_noise(1), out, ddpm::sampler_options{.batch = B}) == 5);
 }
+
+TEST_CASE("step: pred_original_sample is optional", "[samplers][step]") {
+    const ddpm::noise_schedule sched(ddpm::schedule_config{});
+    std::vector<float> out(B * D), x(B * D), z(B * D);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+        x[i] = 0.05f * static_cast<float>(i % 11) - 0.2f;
+        z[i] = 0.02f * static_cast<float>(i % 5) - 0.04f;
+    }
+    std::vector<float> with(B * D, 9.0f), x0(B * D, 9.0f), without(B * D, 9.0f);
+    SECTION("DDPM") {
+        ddpm::ddpm_scheduler<float> s(sched);
+        s.step(out, 500, x, z, with, x0, B);
+        s.step(out, 500, x, z, without, B);
+        CHECK(without == with);
+        CHECK_FALSE(all_equal(without, 9.0f));
+        std::vector<float> short_prev(B * D - 1, 9.0f);
+        CHECK_THROWS_AS(s.step(out, 500, x, z, short_prev, B), ddpm::invalid_argument);
+        CHECK(all_equal(short_prev, 9.0f));
+    }
+    SECTION("DDIM") {
+        ddpm::ddim_scheduler<float> s(sched, {}, ddpm::ddim_options{.eta = 1.0});
+        s.set_timesteps(10);
+        const ddpm::timestep_t t = s.timesteps()[3];
+        s.step(out, t, x, z, with, x0, B);
+        s.step(out, t, x, z, without, B);
+        CHECK(without == with);
+        CHECK_FALSE(all_equal(without, 9.0f));
+    }
+}

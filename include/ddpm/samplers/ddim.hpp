@@ -369,6 +369,16 @@ public:
                   pred_original_sample);
     }
 
+    /// The same step without a pred_original_sample buffer (diffusers' step
+    /// returns x̂_0 too, but most loops only read prev_sample): x̂_0 goes to a
+    /// scratch buffer allocated for the call.
+    template <input_buffer MO, input_buffer X, input_buffer N, output_buffer P>
+    void step(const MO& model_output, timestep_t t, const X& sample, const N& noise, P&& prev_sample,
+              std::size_t batch) const {
+        std::vector<T> x0(ddpm::as_span(sample).size());
+        step(model_output, t, sample, noise, prev_sample, x0, batch);
+    }
+
     /// One DDIM step with a timestep per sample (B = t.size()).
     template <input_buffer MO, timestep_buffer Ts, input_buffer X, input_buffer N, output_buffer P, output_buffer X0>
     void step(const MO& model_output, const Ts& t, const X& sample, const N& noise, P&& prev_sample,
