@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Small helpers shared by the benchmark drivers (Python 3 standard library).
+
+  run(binary, filter, min_time)  one run of a Google Benchmark binary:
+                                 {name: (parameters, record)}
+  busy()                         a competing process (a busy loop) while in the block
+  machine()                      Markdown lines: CPU, ISA flags, compiler, date, load
+
+Run on its own it prints the machine lines:  python3 benchmarks/gbench.py [--compiler g++]
+"""
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+
+def params(run_name):
+    """'ddpm_step/n:196608/simd:1/threads:2/x0:1/real_time' -> ('ddpm_step', {'n': 196608, ...})."""
+    parts = run_name.split("/")
+    return parts[0], {k: int(v) for k, v in (p.split(":") for p in parts[1:] if ":" in p)}
+
+
+def run(binary, flt="", min_time=0.1, env=None):
+    """Runs `binary` once; returns {run_name: (base name, parameters, record)} (no aggregates)."""
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
+    if flt:
+        cmd.append(f"--benchmark_filter={flt}")
+    full_env = dict(os.environ, **(env or {}))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=full_env).stdout
+    res = {}
+    for b in json.loads(out)["benchmarks"]:
+        base, p = params(b["run_name"])
+        res[b["run_name"]] = (base, p, b)
+    return res
+
+
+@contextlib.contextmanager
+def busy():
+    """A competing process for the length of the block: one core's busy loop, killed after."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def load():
+    return "{:.2f} / {:.2f} / {:.2f}".format(*os.getloadavg())
+
+
+def machine(compiler="c++"):
+    """Markdown bullet lines describing this machine and the toolchain."""
+    model, flags = platform.processor() or "?", set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    isa = [f for f in ("sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags]
+    try:
+        cc = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        cc = compiler
+    try:
+        import torch
+        tv = torch.__version__
+    except ImportError:
+        tv = "not installed"
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [f"- CPU: {model}, {os.cpu_count()} logical CPUs; ISA flags: {' '.join(isa)}"
+            f" ({'AVX-512' if 'avx512f' in flags else 'no AVX-512'})",
+            f"- compiler: {cc}; Python {platform.python_version()}, torch {tv}",
+            f"- date: {now}; load average (1/5/15 min): {load()}"]
+
+
+if __name__ == "__main__":
+    cc = sys.argv[sys.argv.index("--compiler") + 1] if "--compiler" in sys.argv else "c++"
+    print("\n".join(machine(cc)))
