@@ -78,10 +78,12 @@ def main():
             continue
         dw, nw = med(wall["default"][name]), med(wall["native"][name])
         dc, nc = med(cpu["default"][name]), med(cpu["native"][name])
-        row = (f"| {name.removesuffix('/real_time')} | {'–' if isa.get(name) is None else int(isa[name])} | {dw / 1e9:.3f} | {nw / 1e9:.3f} | {dw / nw:.2f} | "
-               f"{dc / 1e9:.3f} | {nc / 1e9:.3f} | {dc / nc:.2f} |")
+        one_thread = gbench.params(name)[1].get("threads", 1) == 1  # CPU time counts the calling thread only
+        cpu_cells = (f"{dc / 1e9:.3f} | {nc / 1e9:.3f} | {dc / nc:.2f}" if one_thread else "– | – | –")
+        row = (f"| {name.removesuffix('/real_time')} | {'–' if isa.get(name) is None else int(isa[name])} | "
+               f"{dw / 1e9:.3f} | {nw / 1e9:.3f} | {dw / nw:.2f} | {cpu_cells} |")
         if a.baseline:
-            row += f" {med(cpu['baseline'][name]) / nc:.2f} |"
+            row += f" {med(cpu['baseline'][name]) / nc:.2f} |" if one_thread else " – |"
         print(row)
 
 

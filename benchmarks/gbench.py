@@ -19,9 +19,10 @@ import sys
 
 
 def params(run_name):
-    """'ddpm_step/n:196608/simd:1/threads:2/x0:1/real_time' -> ('ddpm_step', {'n': 196608, ...})."""
-    parts = run_name.split("/")
-    return parts[0], {k: int(v) for k, v in (p.split(":") for p in parts[1:] if ":" in p)}
+    """'per_element/ddpm_step/D:2/threads:1/real_time' -> ('per_element/ddpm_step', {'D': 2, 'threads': 1})."""
+    parts = [p for p in run_name.split("/") if p != "real_time"]
+    return ("/".join(p for p in parts if ":" not in p),
+            {k: int(v) for k, v in (p.split(":") for p in parts if ":" in p)})
 
 
 def run(binary, flt="", min_time=0.1, env=None):

@@ -53,11 +53,12 @@ for f in "$b"/bench_*_default; do
     bench_roofline) ;;
     bench_kernels) areas+=(--bench "$a:/simd:1/") ;;
     bench_sampler) areas+=(--bench "$a:^ddpm_loop/") ;; # the D sweep is table 3
+    bench_small_d) areas+=(--bench "$a:^per_element/") ;;
     *) areas+=(--bench "$a") ;;
     esac
 done
 extra_per_d=()
-[[ -x $b/bench_small_d_default ]] && extra_per_d=(--bench "$b/bench_small_d_default")
+[[ -x $b/bench_small_d_default ]] && extra_per_d=(--bench "$b/bench_small_d_default:^per_element/")
 
 {
     echo "# ddpm benchmarks"
