@@ -13,7 +13,6 @@ faster with 2 threads than with 1; fused kernels >= 1.8x at 196,608 and
       --bench 'build/benchmarks/bench_sampler_default:^ddpm_loop/B:64/D:3072/' \\
       --bench 'build/benchmarks/bench_kernels_default:/n:(196608|3145728)/simd:1/'
 """
-import argparse
 import contextlib
 import os
 import statistics
@@ -24,24 +23,18 @@ import gbench  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bench", action="append", required=True, help="BINARY or BINARY:FILTER (repeatable)")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--min-time", type=float, default=0.1)
-    a = ap.parse_args()
+    a = gbench.cli(__doc__).parse_args()
     rates = {}  # (condition, row name without threads, threads) -> [items/s]
     rows = []
     load_before = gbench.load()
     for r in range(a.rounds):
         for cond in (("idle", "loaded") if r % 2 == 0 else ("loaded", "idle")):
             with gbench.busy() if cond == "loaded" else contextlib.nullcontext():
-                for spec in a.bench:
-                    binary, _, flt = spec.partition(":")
-                    for name, (base, p, rec) in gbench.run(binary, flt, a.min_time).items():
-                        row = "/".join([base] + [f"{k}:{v}" for k, v in p.items() if k != "threads"])
-                        if row not in rows:
-                            rows.append(row)
-                        rates.setdefault((cond, row, p.get("threads")), []).append(rec["items_per_second"])
+                for _, base, p, rec in gbench.each(a.bench, a.min_time):
+                    row = "/".join([base] + [f"{k}:{v}" for k, v in p.items() if k != "threads"])
+                    if row not in rows:
+                        rows.append(row)
+                    rates.setdefault((cond, row, p.get("threads")), []).append(rec["items_per_second"])
     print(f"load average (1/5/15 min) before: {load_before}, after: {gbench.load()}; medians of {a.rounds} "
           "rounds; 10⁹ items/s; \"+ busy loop\": with one competing process (a busy loop this script starts)\n")
     print("| benchmark | 1 thread | 2 threads | 2/1 | + busy loop, 1 thread | + busy loop, 2 threads | + busy loop, 2/1 |")

@@ -8,6 +8,7 @@
 
 Run on its own it prints the machine lines:  python3 benchmarks/gbench.py [--compiler g++]
 """
+import argparse
 import contextlib
 import datetime
 import json
@@ -32,11 +33,30 @@ def run(binary, flt="", min_time=0.1, env=None):
         cmd.append(f"--benchmark_filter={flt}")
     full_env = dict(os.environ, **(env or {}))
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=full_env).stdout
+    if not out.strip():
+        sys.exit(f"{binary}: no benchmark matches the filter {flt!r}")
     res = {}
     for b in json.loads(out)["benchmarks"]:
         base, p = params(b["run_name"])
         res[b["run_name"]] = (base, p, b)
     return res
+
+
+def cli(doc):
+    """The drivers' common arguments: --bench BINARY[:FILTER] (repeatable), --rounds, --min-time."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", action="append", required=True, help="BINARY or BINARY:FILTER (repeatable)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.1, help="seconds per measurement")
+    return ap
+
+
+def each(specs, min_time):
+    """Runs every BINARY[:FILTER] of `specs` once; yields (binary, base name, parameters, record)."""
+    for spec in specs:
+        binary, _, flt = spec.partition(":")
+        for base, p, rec in run(binary, flt, min_time).values():
+            yield binary, base, p, rec
 
 
 @contextlib.contextmanager
