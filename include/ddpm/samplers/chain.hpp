@@ -204,17 +204,42 @@ struct step_scratch {
     }
 };
 
-/// "<n> values of <bytes> bytes each", for allocation messages.
-inline std::string count_of_values(std::size_t n, std::size_t bytes_each) {
-    return std::to_string(n) + " values of " + std::to_string(bytes_each) + " bytes";
+/// Runs f(); a std::bad_alloc / std::length_error inside it becomes
+/// ddpm::allocation_error (error.hpp's guard_allocation) naming `where` and
+/// describe() — built only on failure, so a run that allocates nothing (the
+/// workspace already sized) allocates no message either.
+template <class Describe, class F>
+decltype(auto) guard_allocation_lazy(std::string_view where, Describe&& describe, F&& f) {
+#if DDPM_NO_EXCEPTIONS
+    (void)where;
+    (void)describe;
+    return f();
+#else
+    try {
+        return f();
+    } catch (const ddpm::error&) {
+        throw;
+    } catch (const std::bad_alloc&) {
+        guard_allocation(where, describe(), [] { throw; }); // rethrows the failure, converted
+        throw;
+    } catch (const std::length_error&) {
+        guard_allocation(where, describe(), [] { throw; });
+        throw;
+    }
+#endif
 }
 
-/// Resizes `v` to n values, a std::bad_alloc / std::length_error becoming
-/// ddpm::allocation_error naming `where`, `what` and the size.
+/// Resizes `v` to n values; an allocation failure names `where`, "the sampler
+/// workspace's <what>" and the size.
 template <class V>
-void resize_buffer(std::string_view where, std::string_view what, V& v, std::size_t n) {
-    guard_allocation(where, std::string(what) + " (" + count_of_values(n, sizeof(typename V::value_type)) + ")",
-                     [&] { v.resize(n); });
+void resize_buffer(std::string_view where, const char* what, V& v, std::size_t n) {
+    guard_allocation_lazy(
+        where,
+        [&] {
+            return std::string("the sampler workspace's ") + what + " (" + std::to_string(n) + " values of " +
+                   std::to_string(sizeof(typename V::value_type)) + " bytes)";
+        },
+        [&] { v.resize(n); });
 }
 
 /// Scratch of a sampling run, sized once before the loop. The B·D buffers are
@@ -237,20 +262,23 @@ struct chain_workspace {
                                               ": cannot allocate the sampler workspace's network output (" +
                                               std::to_string(out_channels) + " x " + std::to_string(n) +
                                               " values overflow std::size_t)"));
-        resize_buffer(where, "the sampler workspace's state x", x, n);
-        resize_buffer(where, "the sampler workspace's next state", x_next, n);
-        resize_buffer(where, "the sampler workspace's network input", model_in, scaled_input ? n : 0);
-        resize_buffer(where, "the sampler workspace's network output", model_out, n * out_channels);
-        resize_buffer(where, "the sampler workspace's x0_hat", x0, x0_buffer ? n : 0);
-        resize_buffer(where, "the sampler workspace's noise buffer", noise, noise_buffer ? n : 0);
-        guard_allocation(where, "the sampler workspace's per-sample scratch (" +
-                                    count_of_values(shape.batch, sizeof(T)) + " per sample, D = " +
-                                    std::to_string(shape.dim) + ")",
-                         [&] {
-                             timesteps.resize(shape.batch);
-                             real_timesteps.resize(shape.batch);
-                             step.resize(shape.batch, shape.dim);
-                         });
+        resize_buffer(where, "state x", x, n);
+        resize_buffer(where, "next state", x_next, n);
+        resize_buffer(where, "network input", model_in, scaled_input ? n : 0);
+        resize_buffer(where, "network output", model_out, n * out_channels);
+        resize_buffer(where, "x0_hat", x0, x0_buffer ? n : 0);
+        resize_buffer(where, "noise buffer", noise, noise_buffer ? n : 0);
+        guard_allocation_lazy(
+            where,
+            [&] {
+                return "the sampler workspace's per-sample scratch (B = " + std::to_string(shape.batch) +
+                       ", D = " + std::to_string(shape.dim) + ")";
+            },
+            [&] {
+                timesteps.resize(shape.batch);
+                real_timesteps.resize(shape.batch);
+                step.resize(shape.batch, shape.dim);
+            });
     }
 };
 
@@ -281,10 +309,13 @@ struct no_state {};
 template <class Chain>
 auto make_run_state(std::string_view where, const Chain& chain, std::size_t batch, std::size_t dim) {
     if constexpr (requires { chain.make_state(batch, dim); }) {
-        return guard_allocation(where,
-                                "the scheduler's per-run state for B = " + std::to_string(batch) + " samples of D = " +
-                                    std::to_string(dim) + " values",
-                                [&] { return chain.make_state(batch, dim); });
+        return guard_allocation_lazy(
+            where,
+            [&] {
+                return "the scheduler's per-run state for B = " + std::to_string(batch) + " samples of D = " +
+                       std::to_string(dim) + " values";
+            },
+            [&] { return chain.make_state(batch, dim); });
     } else {
         return no_state{};
     }
