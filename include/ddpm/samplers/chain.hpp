@@ -204,36 +204,11 @@ struct step_scratch {
     }
 };
 
-/// Runs f(); a std::bad_alloc / std::length_error inside it becomes
-/// ddpm::allocation_error (error.hpp's guard_allocation) naming `where` and
-/// describe() — built only on failure, so a run that allocates nothing (the
-/// workspace already sized) allocates no message either.
-template <class Describe, class F>
-decltype(auto) guard_allocation_lazy(std::string_view where, Describe&& describe, F&& f) {
-#if DDPM_NO_EXCEPTIONS
-    (void)where;
-    (void)describe;
-    return f();
-#else
-    try {
-        return f();
-    } catch (const ddpm::error&) {
-        throw;
-    } catch (const std::bad_alloc&) {
-        guard_allocation(where, describe(), [] { throw; }); // rethrows the failure, converted
-        throw;
-    } catch (const std::length_error&) {
-        guard_allocation(where, describe(), [] { throw; });
-        throw;
-    }
-#endif
-}
-
 /// Resizes `v` to n values; an allocation failure names `where`, "the sampler
 /// workspace's <what>" and the size.
 template <class V>
 void resize_buffer(std::string_view where, const char* what, V& v, std::size_t n) {
-    guard_allocation_lazy(
+    guard_allocation_with(
         where,
         [&] {
             return std::string("the sampler workspace's ") + what + " (" + std::to_string(n) + " values of " +
@@ -268,7 +243,7 @@ struct chain_workspace {
         resize_buffer(where, "network output", model_out, n * out_channels);
         resize_buffer(where, "x0_hat", x0, x0_buffer ? n : 0);
         resize_buffer(where, "noise buffer", noise, noise_buffer ? n : 0);
-        guard_allocation_lazy(
+        guard_allocation_with(
             where,
             [&] {
                 return "the sampler workspace's per-sample scratch (B = " + std::to_string(shape.batch) +
@@ -309,7 +284,7 @@ struct no_state {};
 template <class Chain>
 auto make_run_state(std::string_view where, const Chain& chain, std::size_t batch, std::size_t dim) {
     if constexpr (requires { chain.make_state(batch, dim); }) {
-        return guard_allocation_lazy(
+        return guard_allocation_with(
             where,
             [&] {
                 return "the scheduler's per-run state for B = " + std::to_string(batch) + " samples of D = " +
