@@ -129,16 +129,21 @@ DDPM_FORCEINLINE void store_v(T* p, V v) noexcept {
 #endif
 }
 
-/// Runs body.template operator()<V>(i) over [0, n): batches of the SIMD width
-/// (backend::simd with xsimd), then a scalar tail.
+/// Runs body.template operator()<V>(i) over [0, n): with backend::simd and
+/// xsimd, a scalar head until `out` (the output the body writes) reaches the
+/// alignment of a SIMD register (fused.hpp's peel_to), batches of the SIMD
+/// width, then a scalar tail.
 template <backend Bk, class T, class Arch, class Body>
-DDPM_FORCEINLINE void elementwise(std::size_t n, Body&& body) noexcept {
+DDPM_FORCEINLINE void elementwise(std::size_t n, const T* out, Body&& body) noexcept {
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
         using batch = xsimd::batch<T, Arch>;
+        for (const std::size_t head = peel_to<sizeof(batch)>(out, n); i < head; ++i) body.template operator()<T>(i);
         for (; i + batch::size <= n; i += batch::size) body.template operator()<batch>(i);
     }
+#else
+    (void)out;
 #endif
     for (; i < n; ++i) body.template operator()<T>(i);
 }
@@ -147,7 +152,7 @@ template <backend Bk, class T, std::size_t K, class Arch = default_simd_arch>
 void combine_range(const std::array<const T*, K>& in, const T* z, T* out, std::size_t n,
                    const combine_coefficients<T, K>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
-    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, out, [&]<class V>(std::size_t i) {
         V acc = splat<V>(c.c[0]) * load_v<V>(in[0] + i);
         for (std::size_t k = 1; k < K; ++k) acc = acc + splat<V>(c.c[k]) * load_v<V>(in[k] + i);
         if (noisy) acc = acc + splat<V>(c.sigma) * load_v<V>(z + i);
@@ -159,7 +164,7 @@ template <backend Bk, sigma_x0_form F, class T, class Arch = default_simd_arch>
 void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, const T* z, T* next, T* x0_out,
                       T* d_out, std::size_t n, const sigma_step_coefficients<T>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma_up != T(0);
-    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, next, [&]<class V>(std::size_t i) {
         const V xv = load_v<V>(x + i);
         V x0 = sigma_x0<F>(load_v<V>(o + i), xv, splat<V>(c.a), splat<V>(c.b));
         if (c.clip) x0 = clamp_v(x0, splat<V>(-c.clip_range), splat<V>(c.clip_range));
@@ -175,7 +180,7 @@ void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, co
 
 template <backend Bk, output_form F, class T, class Arch = default_simd_arch>
 void convert_range(const T* o, const T* x, T* y, std::size_t n, const output_coefficients<T>& c) noexcept {
-    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, y, [&]<class V>(std::size_t i) {
         store_v(y + i, convert_element<F>(load_v<V>(o + i), load_v<V>(x + i), splat<V>(c.a), splat<V>(c.b), splat<V>(c.c)));
     });
 }

@@ -171,7 +171,20 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE T clip_x0(T x0, const x0_clip<T>& c) noexcept 
 
 // ---------------------------------------------------------------------------
 // Range kernels: one row, n contiguous elements. `Bk` picks SIMD or scalar;
-// the SIMD versions finish with the scalar element functions.
+// the SIMD versions run the scalar element functions on a head (until the
+// output they write reaches the alignment of a SIMD register, so that no
+// store of the body splits a cache line) and on the tail. The scalar and
+// SIMD paths compute the same formula in the same order, so the result does
+// not depend on where the head ends; noise is addressed by element index.
+
+/// Elements to run scalar before `out` reaches an `Align`-byte boundary (at
+/// most n; 0 when `out` is aligned, or not even aligned to T).
+template <std::size_t Align, class T>
+DDPM_FORCEINLINE std::size_t peel_to(const T* out, std::size_t n) noexcept {
+    const auto mis = static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(out) % Align);
+    if (mis == 0 || mis % sizeof(T) != 0) return 0;
+    return std::min<std::size_t>((Align - mis) / sizeof(T), n);
+}
 
 template <backend Bk, class T, class Arch = default_simd_arch>
 void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noexcept {
@@ -180,6 +193,8 @@ void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noex
     if constexpr (Bk == backend::simd) {
         using batch = xsimd::batch<T, Arch>;
         const batch va(a), vb(b);
+        for (const std::size_t head = peel_to<sizeof(batch)>(xt, n); i < head; ++i)
+            xt[i] = scalar::q_sample(x0[i], z[i], a, b);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(x0 + i);
             const batch e = batch::load_unaligned(z + i);
@@ -188,6 +203,70 @@ void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noex
     }
 #endif
     for (; i < n; ++i) xt[i] = scalar::q_sample(x0[i], z[i], a, b);
+}
+
+/// draw() at a fixed arch, for the range kernels: they are instantiated in the
+/// run-time dispatch files (ddpm/dispatch/), where a call into the dispatch
+/// machinery (draw → dispatch::table_nothrow) would be an instantiation
+/// compiled with another compiled_isa than the caller's — an ODR violation.
+/// The same bits as draw (a SIMD fill computes whole 64-element groups).
+template <backend Bk, class Arch, class T>
+DDPM_FORCEINLINE void draw_at(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n,
+                              T* out) noexcept {
+    alignas(64) float tmp[chunk_elements];
+    float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out) : tmp;
+    const std::span<float> span(dst, n);
+    const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd) random::fill_normal_simd<Arch>(span, ns.seed, sample, ns.step, first);
+    else
+#endif
+        random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
+    if constexpr (!std::is_same_v<T, float>)
+        for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(tmp[i]);
+}
+
+/// Forward noising of one row range with counter noise, ε drawn and used in
+/// one pass: for each whole 64-element noise group inside the range the
+/// normals are made in registers (random::normal_batches), ε is stored once
+/// and x_t = a·x_0 + b·ε computed from the same registers. The groups cut by
+/// the range's ends, double precision, and SIMD widths that do not divide 16
+/// take draw + forward_range. The same bits as draw + forward_range.
+template <backend Bk, class T, class Arch = default_simd_arch>
+void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n, const T* x0,
+                          T* eps, T* xt, T a, T b) noexcept {
+    std::size_t i = 0;
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd && std::is_same_v<T, float> &&
+                  random::noise_group_blocks % xsimd::batch<float, Arch>::size == 0) {
+        using batch = xsimd::batch<float, Arch>;
+        constexpr std::size_t group = random::noise_group_elements, blocks = random::noise_group_blocks;
+        const batch va(a), vb(b);
+        const random::philox4x32_key key = random::noise_key(ns.seed);
+        const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
+        i = std::min(n, (group - first % group) % group); // up to the first whole group
+        if (i > 0) {
+            draw_at<Bk, Arch>(ns, row, first, i, eps);
+            forward_range<Bk, T, Arch>(x0, eps, xt, i, a, b);
+        }
+        for (; i + group <= n; i += group) {
+            const std::uint64_t g = (first + i) / group;
+            for (std::size_t h = 0; h < blocks; h += batch::size) {
+                const random::noise_batches<Arch> nb = random::normal_batches<Arch>(key, sample, ns.step, g * blocks + h);
+                for (std::size_t j = 0; j < 4; ++j) {
+                    const std::size_t k = i + blocks * j + h; // word j of blocks h.. lands on 16 j + h
+                    const batch x = batch::load_unaligned(x0 + k);
+                    nb.v[j].store_unaligned(eps + k);
+                    (va * x + vb * nb.v[j]).store_unaligned(xt + k);
+                }
+            }
+        }
+    }
+#endif
+    if (i < n) {
+        draw_at<Bk, Arch>(ns, row, first + i, n - i, eps + i);
+        forward_range<Bk, T, Arch>(x0 + i, eps + i, xt + i, n - i, a, b);
+    }
 }
 
 #if DDPM_HAS_XSIMD
@@ -230,12 +309,21 @@ template <backend Bk, x0_form Form, bool Clip, step_variance V, class T, class A
 void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const reverse_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr; // the caller passes no noise on the final step
+    const auto one = [&](std::size_t i) {
+        T x0 = scalar::predict_x0(c, xt[i], out[i]);
+        if constexpr (Clip) x0 = clip_x0(x0, clip);
+        if (x0_out) x0_out[i] = x0;
+        T mean = scalar::posterior_mean(x0, xt[i], c.mean_coef_x0, c.mean_coef_xt);
+        if (noisy) mean += element_sigma<V>(c, var ? var[i] : T(0)) * z[i];
+        x_prev[i] = mean;
+    };
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd && V == step_variance::fixed) {
         using batch = xsimd::batch<T, Arch>;
         const batch a(c.x0_a), b(c.x0_b), c1(c.mean_coef_x0), c2(c.mean_coef_xt), sigma(c.noise_scale);
         const batch bound(clip.bound), divisor(clip.divisor);
+        for (const std::size_t head = peel_to<sizeof(batch)>(x_prev, n); i < head; ++i) one(i);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(xt + i);
             batch x0 = predict_x0_batch<Form>(a, b, x, batch::load_unaligned(out + i));
@@ -247,14 +335,7 @@ void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, 
         }
     }
 #endif
-    for (; i < n; ++i) {
-        T x0 = scalar::predict_x0(c, xt[i], out[i]);
-        if constexpr (Clip) x0 = clip_x0(x0, clip);
-        if (x0_out) x0_out[i] = x0;
-        T mean = scalar::posterior_mean(x0, xt[i], c.mean_coef_x0, c.mean_coef_xt);
-        if (noisy) mean += element_sigma<V>(c, var ? var[i] : T(0)) * z[i];
-        x_prev[i] = mean;
-    }
+    for (; i < n; ++i) one(i);
 }
 
 /// One row of the DDIM step (Song et al. 2021, eq. 12).
@@ -262,6 +343,14 @@ template <backend Bk, x0_form Form, bool Clip, class T, class Arch = default_sim
 void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const ddim_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
+    const auto one = [&](std::size_t i) {
+        T x0 = scalar::ddim_x0(c, xt[i], out[i]);
+        if constexpr (Clip) x0 = clip_x0(x0, clip);
+        if (x0_out) x0_out[i] = x0;
+        const T eps = scalar::ddim_eps(c, xt[i], out[i], x0);
+        const T mean = scalar::ddim_mean(c, x0, eps);
+        x_prev[i] = noisy ? mean + c.sigma * z[i] : mean;
+    };
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
@@ -269,6 +358,7 @@ void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std
         const batch a(c.x0_a), b(c.x0_b), ea(c.eps_a), eb(c.eps_b), ec(c.eps_c), cx(c.coef_x0), ce(c.coef_eps);
         const batch sigma(c.sigma);
         const batch bound(clip.bound), divisor(clip.divisor);
+        for (const std::size_t head = peel_to<sizeof(batch)>(x_prev, n); i < head; ++i) one(i);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(xt + i);
             const batch o = batch::load_unaligned(out + i);
@@ -285,14 +375,7 @@ void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std
         }
     }
 #endif
-    for (; i < n; ++i) {
-        T x0 = scalar::ddim_x0(c, xt[i], out[i]);
-        if constexpr (Clip) x0 = clip_x0(x0, clip);
-        if (x0_out) x0_out[i] = x0;
-        const T eps = scalar::ddim_eps(c, xt[i], out[i], x0);
-        const T mean = scalar::ddim_mean(c, x0, eps);
-        x_prev[i] = noisy ? mean + c.sigma * z[i] : mean;
-    }
+    for (; i < n; ++i) one(i);
 }
 
 /// Calls f.template operator()<Form, Clip>() for the run-time pair (form, clip).
@@ -318,12 +401,15 @@ constexpr decltype(auto) dispatch_form_clip(x0_form form, bool clip, F&& f) {
 template <class T>
 struct kernel_table {
     using forward_fn = void (*)(const T*, const T*, T*, std::size_t, T, T) noexcept;
+    using forward_stream_fn = void (*)(const noise_stream&, std::size_t, std::size_t, std::size_t, const T*, T*, T*,
+                                       T, T) noexcept;
     using ddpm_fn = void (*)(const T*, const T*, const T*, const T*, T*, T*, std::size_t,
                              const reverse_coefficients<T>&, const x0_clip<T>&) noexcept;
     using ddim_fn = void (*)(const T*, const T*, const T*, T*, T*, std::size_t, const ddim_coefficients<T>&,
                              const x0_clip<T>&) noexcept;
     using sqdist_fn = double (*)(const T*, const T*, std::size_t) noexcept;
     forward_fn forward = nullptr;
+    forward_stream_fn forward_stream = nullptr; ///< forward noising with counter noise, one pass
     ddpm_fn ddpm[3][2] = {}; ///< [form_index][clip], fixed variance
     ddim_fn ddim[3][2] = {}; ///< [form_index][clip]
     sqdist_fn squared_distance = nullptr; ///< Σ (p − q)² of one row (weighted_mse, gaussian_kl_sum)
@@ -337,6 +423,7 @@ template <class T, class Arch>
 constexpr kernel_table<T> make_kernel_table() noexcept {
     kernel_table<T> t;
     t.forward = &forward_range<backend::simd, T, Arch>;
+    t.forward_stream = &forward_stream_range<backend::simd, T, Arch>;
     t.squared_distance = &squared_distance_range<backend::simd, T, Arch>;
     auto add = [&]<x0_form F, bool C>() {
         t.ddpm[form_index(F)][C] = &ddpm_range<backend::simd, F, C, step_variance::fixed, T, Arch>;
@@ -400,13 +487,12 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
         const std::size_t off = row * dim + first;
-        detail::draw<T>(ns, row, first, n, eps.data() + off, bk);
-        if (table)
-            table->forward(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
-        else if (bk == backend::simd)
-            detail::forward_range<backend::simd>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
-        else
-            detail::forward_range<backend::scalar>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
+        const T* x = x0.data() + off;
+        T* e = eps.data() + off;
+        T* y = xt.data() + off;
+        if (table) table->forward_stream(ns, row, first, n, x, e, y, a[row], b[row]);
+        else if (bk == backend::simd) detail::forward_stream_range<backend::simd, T>(ns, row, first, n, x, e, y, a[row], b[row]);
+        else detail::forward_stream_range<backend::scalar, T>(ns, row, first, n, x, e, y, a[row], b[row]);
     });
 }
 
