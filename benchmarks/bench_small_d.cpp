@@ -6,15 +6,23 @@
 // is the cost per element; the target is D = 2 within 3× of D = 3072.
 //
 // A second family sweeps the batch size at D = 3072 on 1 and 2 threads: where
-// two threads start to pay for their fork-join (see parallel.hpp).
+// two threads start to pay for their fork-join (see parallel.hpp). A third
+// runs the DDPM-1000 loop (as bench_sampler, zero denoiser) at 1 and 2
+// threads for several pool spin times (set_pool_spin_time, in µs; -1 = the
+// default), to be run idle and next to a competing process.
 //
 //   ./build/benchmarks/bench_small_d --benchmark_filter=per_element
 //   ./build/benchmarks/bench_small_d --benchmark_filter=threads_sweep
+//   ./build/benchmarks/bench_small_d --benchmark_filter=loop
 #include <benchmark/benchmark.h>
 
 #include <ddpm/core/coefficients.hpp>
+#include <ddpm/ddpm.hpp>
 #include <ddpm/kernels/fused.hpp>
 #include <ddpm/random/counter_noise.hpp>
+
+#include <algorithm>
+#include <chrono>
 
 #include <random>
 #include <string>
@@ -124,6 +132,46 @@ void ddim_step(benchmark::State& state) {
     finish(state, sh);
 }
 
+struct zero_denoiser {
+    template <class T>
+    void operator()(std::span<const T>, std::span<const ddpm::timestep_t>, std::span<T> out) const noexcept {
+        std::fill(out.begin(), out.end(), T(0));
+    }
+};
+
+/// range(0) = B, range(1) = D, range(2) = threads, range(3) = spin in µs (-1: default).
+void ddpm_loop(benchmark::State& state) {
+    const auto batch = static_cast<std::size_t>(state.range(0));
+    const auto dim = static_cast<std::size_t>(state.range(1));
+    const auto saved = ddpm::pool_spin_time();
+    if (state.range(3) >= 0) ddpm::set_pool_spin_time(std::chrono::microseconds(state.range(3)));
+    const ddpm::noise_schedule s(ddpm::schedule_config{});
+    ddpm::model_options mo;
+    mo.clip = ddpm::clip_options::clip(1.0);
+    ddpm::ddpm_sampler<float> sampler{ddpm::ddpm_scheduler<float>(s, mo)};
+    std::vector<float> x(batch * dim);
+    ddpm::sampler_options opt;
+    opt.batch = batch;
+    opt.exec.threads = static_cast<unsigned>(state.range(2));
+    std::uint64_t seed = 0;
+    for (auto _ : state) {
+        sampler.sample(zero_denoiser{}, ddpm::counter_noise(seed++), x, opt);
+        benchmark::DoNotOptimize(x.data());
+    }
+    ddpm::set_pool_spin_time(saved);
+    const auto steps = static_cast<double>(s.size());
+    state.counters["s_per_step"] =
+        benchmark::Counter(steps, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(steps * double(batch * dim)));
+}
+
+void loops(benchmark::internal::Benchmark* b) {
+    for (const std::int64_t spin : {-1, 0, 20, 50})
+        for (const std::int64_t t : {1, 2}) b->Args({64, 3072, t, spin});
+    b->Args({4096, 2, 1, -1})->Args({4096, 2, 2, -1});
+    b->ArgNames({"B", "D", "threads", "spin_us"})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+}
+
 void per_element(benchmark::internal::Benchmark* b) {
     for (const std::int64_t d : {2, 16, 64, 256, 3072}) b->Args({d, 1, elements});
     b->ArgNames({"D", "threads", "BxD"})->Unit(benchmark::kMicrosecond)->UseRealTime();
@@ -143,3 +191,4 @@ BENCHMARK(ddpm_step)->Name("per_element/ddpm_step")->Apply(per_element);
 BENCHMARK(ddim_step)->Name("per_element/ddim_step")->Apply(per_element);
 BENCHMARK(forward_noise)->Name("threads_sweep/forward_noise")->Apply(threads_sweep);
 BENCHMARK(ddpm_step)->Name("threads_sweep/ddpm_step")->Apply(threads_sweep);
+BENCHMARK(ddpm_loop)->Name("loop/ddpm_1000")->Apply(loops);

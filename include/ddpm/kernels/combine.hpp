@@ -301,7 +301,6 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
     detail::check_noise(where, noise, x_next.size());
     const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
     const auto dispatched = table ? table->template combine<K>() : nullptr;
-    const bool merge = detail::rows_may_share_calls(bk, dispatched != nullptr);
     const auto wants_noise = [&](std::size_t r) { return coefficients[r].sigma != T(0); };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
@@ -309,7 +308,7 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
         // Consecutive rows with the same coefficients are one range call.
         detail::for_each_run(
             row, tile_rows,
-            [&](std::size_t r, std::size_t q) { return merge && detail::same_row(coefficients[r], coefficients[q]); },
+            [&](std::size_t r, std::size_t q) { return detail::rows_may_share_calls<T>(bk, dispatched != nullptr, n) && detail::same_row(coefficients[r], coefficients[q]); },
             [&](std::size_t r, std::size_t k) {
                 const auto& c = coefficients[r];
                 const std::size_t off = r * dim + first, len = k * n;
@@ -362,7 +361,6 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
         detail::check_equal(where, "derivative", buf.derivative.size(), total, "elements (B x D, or none)");
     detail::check_noise(where, noise, total);
     const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
-    const bool merge = detail::rows_may_share_calls(bk, table != nullptr);
     const auto wants_noise = [&](std::size_t r) { return coefficients[r].sigma_up != T(0); };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
@@ -372,7 +370,7 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
         detail::for_each_run(
             row, tile_rows,
             [&](std::size_t r, std::size_t q) {
-                return merge && channels == 1 && detail::same_row(coefficients[r], coefficients[q]);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]);
             },
             [&](std::size_t r, std::size_t k) {
                 const auto& c = coefficients[r];

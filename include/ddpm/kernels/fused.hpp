@@ -196,11 +196,15 @@ inline constexpr bool compile_time_may_fuse =
     false;
 #endif
 
-/// Whether consecutive rows with equal parameters may share one range call
-/// and give the bits of one call per row: always for the scalar reference
-/// and the dispatched kernels (compiled with -ffp-contract=off), and for the
-/// compile-time SIMD code unless the compiler may fuse its multiply-adds.
-[[nodiscard]] constexpr bool rows_may_share_calls(backend bk, bool dispatched_table) noexcept {
+/// Whether consecutive rows of n elements with equal parameters may share one
+/// range call and give the bits of one call per row: always for the scalar
+/// reference, the dispatched kernels (compiled with -ffp-contract=off) and
+/// compile-time SIMD code the compiler cannot fuse. Compile-time code it may
+/// fuse (-march=native builds) runs one call per row: which elements its SIMD
+/// body and its scalar tail get depends on the range of the call, and the two
+/// may round differently (checked: merging changed last bits there).
+template <class T>
+[[nodiscard]] constexpr bool rows_may_share_calls(backend bk, bool dispatched_table, std::size_t) noexcept {
     return bk == backend::scalar || dispatched_table || !compile_time_may_fuse;
 }
 
@@ -531,7 +535,6 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "eps", eps.size(), x0.size(), "elements (B x D)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    const bool merge = detail::rows_may_share_calls(bk, table != nullptr);
     detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
         detail::draw_tile<T>(ns, row, rows, first, n, eps.data() + row * dim + first, bk);
         // Consecutive rows with the same coefficients (one timestep for the
@@ -539,7 +542,7 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
         detail::for_each_run(
             row, rows,
             [&](std::size_t r, std::size_t q) {
-                return merge && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
             },
             [&](std::size_t r, std::size_t k) {
                 const std::size_t off = r * dim + first, len = k * n;
@@ -563,12 +566,11 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "noise", noise.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    const bool merge = detail::rows_may_share_calls(bk, table != nullptr);
     detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
         detail::for_each_run(
             row, rows,
             [&](std::size_t r, std::size_t q) {
-                return merge && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
             },
             [&](std::size_t r, std::size_t k) {
                 const std::size_t off = r * dim + first, len = k * n;
@@ -607,7 +609,6 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
     detail::check_noise(where, noise, xt.size());
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
-    const bool merge = detail::rows_may_share_calls(bk, table != nullptr);
     const auto wants_noise = [&](std::size_t r) {
         const auto& c = coefficients[r];
         return noise.source != step_noise<T>::kind::none && !c.final_step &&
@@ -626,7 +627,7 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
         detail::for_each_run(
             row, tile_rows,
             [&](std::size_t r, std::size_t q) {
-                return merge && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
                        detail::same_clip(clips, r, q);
             },
             [&](std::size_t r, std::size_t k) {
@@ -682,7 +683,6 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
     detail::check_noise(where, noise, xt.size());
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
-    const bool merge = detail::rows_may_share_calls(bk, table != nullptr);
     const auto wants_noise = [&](std::size_t r) {
         return noise.source != step_noise<T>::kind::none && coefficients[r].sigma != T(0);
     };
@@ -696,7 +696,7 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
         detail::for_each_run(
             row, tile_rows,
             [&](std::size_t r, std::size_t q) {
-                return merge && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
                        detail::same_clip(clips, r, q);
             },
             [&](std::size_t r, std::size_t k) {

@@ -393,10 +393,30 @@ inline void fill_rows_simd(float* out, std::size_t rows, std::size_t dim, std::u
     using ub = xsimd::batch<std::uint32_t, Arch>;
     constexpr std::size_t w = ub::size;
     static_assert(w <= 64, "lane_iota holds 64 lanes");
-    const philox4x32_key key = noise_key(seed);
+    // The blocks the elements [first, first + dim) use (at most 2 groups of
+    // 16 blocks), with the row position of each of their 4 words (or none).
+    struct needed_block {
+        std::uint64_t block;
+        std::size_t at[4]; // position in the row of word j's element; dim = not wanted
+    };
+    needed_block needed[2 * noise_group_blocks];
+    std::size_t count = 0;
     const std::uint64_t end = first + dim;
-    const std::uint64_t g_first = first / noise_group_elements;
-    const std::uint64_t g_last = (end - 1) / noise_group_elements;
+    for (std::uint64_t g = first / noise_group_elements; g <= (end - 1) / noise_group_elements; ++g) {
+        for (std::uint64_t l = 0; l < noise_group_blocks; ++l) {
+            needed_block nb{g * noise_group_blocks + l, {dim, dim, dim, dim}};
+            bool any = false;
+            for (unsigned j = 0; j < 4; ++j) {
+                const std::uint64_t e = g * noise_group_elements + l + noise_group_blocks * j; // element_of(block, j)
+                if (e >= first && e < end) {
+                    nb.at[j] = static_cast<std::size_t>(e - first);
+                    any = true;
+                }
+            }
+            if (any) needed[count++] = nb;
+        }
+    }
+    const philox4x32_key key = noise_key(seed);
     const ub lanes = ub::load_unaligned(lane_iota);
     const ub steps(step);
     alignas(64) float tmp[w];
@@ -404,29 +424,19 @@ inline void fill_rows_simd(float* out, std::size_t rows, std::size_t dim, std::u
         const std::size_t live = std::min(w, rows - r);
         const ub samples = ub(static_cast<std::uint32_t>(first_sample + r)) + lanes; // wraps like first_sample + r
         float* const row0 = out + r * dim;
-        for (std::uint64_t g = g_first; g <= g_last; ++g) {
-            const std::uint64_t base = g * noise_group_elements;
-            for (std::uint64_t l = 0; l < noise_group_blocks; ++l) {
-                // Block 16g + l feeds elements base + l + 16j, j = 0..3: which are wanted?
-                bool want[4];
-                for (std::uint64_t j = 0; j < 4; ++j) {
-                    const std::uint64_t e = base + l + noise_group_blocks * j;
-                    want[j] = e >= first && e < end;
-                }
-                if (!(want[0] || want[1] || want[2] || want[3])) continue;
-                const std::uint64_t block = g * noise_group_blocks + l;
-                const philox4x32_batch<Arch> c{{ub(static_cast<std::uint32_t>(block)),
-                                                ub(static_cast<std::uint32_t>(block >> 32)), samples, steps}};
-                const philox4x32_batch<Arch> words = philox4x32_10(c, key);
-                for (unsigned pair = 0; pair < 4; pair += 2) {
-                    if (!want[pair] && !want[pair + 1]) continue;
-                    const normal_pair_batch<Arch> z = box_muller(words.w[pair], words.w[pair + 1]);
-                    for (unsigned j = pair; j < pair + 2; ++j) {
-                        if (!want[j]) continue;
-                        (j == pair ? z.z0 : z.z1).store_aligned(tmp);
-                        float* dst = row0 + (base + l + noise_group_blocks * j - first);
-                        for (std::size_t lane = 0; lane < live; ++lane) dst[lane * dim] = tmp[lane];
-                    }
+        for (std::size_t k = 0; k < count; ++k) {
+            const needed_block& nb = needed[k];
+            const philox4x32_batch<Arch> c{{ub(static_cast<std::uint32_t>(nb.block)),
+                                            ub(static_cast<std::uint32_t>(nb.block >> 32)), samples, steps}};
+            const philox4x32_batch<Arch> words = philox4x32_10(c, key);
+            for (unsigned pair = 0; pair < 4; pair += 2) {
+                if (nb.at[pair] == dim && nb.at[pair + 1] == dim) continue;
+                const normal_pair_batch<Arch> z = box_muller(words.w[pair], words.w[pair + 1]);
+                for (unsigned j = pair; j < pair + 2; ++j) {
+                    if (nb.at[j] == dim) continue;
+                    (j == pair ? z.z0 : z.z1).store_aligned(tmp);
+                    float* dst = row0 + nb.at[j];
+                    for (std::size_t lane = 0; lane < live; ++lane) dst[lane * dim] = tmp[lane];
                 }
             }
         }
