@@ -95,27 +95,37 @@ template <class Value>
 }
 
 /// Calls f() and turns an allocation failure inside it (std::bad_alloc,
-/// std::length_error) into ddpm::allocation_error naming `where` and `what`
-/// (the thing being allocated). Other exceptions pass through unchanged.
-template <class F>
-decltype(auto) guard_allocation(std::string_view where, std::string_view what, F&& f) {
+/// std::length_error) into ddpm::allocation_error naming `where` and
+/// describe() (the thing being allocated; called only on failure, so a call
+/// that allocates nothing builds no message either). Other exceptions pass
+/// through unchanged.
+template <class Describe, class F>
+decltype(auto) guard_allocation_with(std::string_view where, Describe&& describe, F&& f) {
 #if DDPM_NO_EXCEPTIONS
     (void)where;
-    (void)what;
+    (void)describe;
     return f();
 #else
+    const auto fail = [&](const char* why) {
+        return ddpm::allocation_error(std::string(where) + ": cannot allocate " + std::string(describe()) + " (" +
+                                      why + ")");
+    };
     try {
         return f();
     } catch (const ddpm::error&) {
         throw;
     } catch (const std::bad_alloc& e) {
-        throw ddpm::allocation_error(std::string(where) + ": cannot allocate " + std::string(what) + " (" +
-                                     e.what() + ")");
+        throw fail(e.what());
     } catch (const std::length_error& e) {
-        throw ddpm::allocation_error(std::string(where) + ": cannot allocate " + std::string(what) + " (" +
-                                     e.what() + ")");
+        throw fail(e.what());
     }
 #endif
+}
+
+/// guard_allocation_with, naming `what`.
+template <class F>
+decltype(auto) guard_allocation(std::string_view where, std::string_view what, F&& f) {
+    return guard_allocation_with(where, [what] { return what; }, std::forward<F>(f));
 }
 
 } // namespace detail

@@ -4,6 +4,15 @@
 // and every task writes only its own elements, so results are identical for
 // any number of threads (the noise is addressed by (seed, sample, step,
 // element), never by "the next draw of this thread").
+//
+// Threads that never hurt: the calling thread takes tasks like any worker, a
+// worker only joins a job while it is open (until the caller has claimed the
+// last task), and the caller waits only for the workers that joined. So a
+// worker the OS has not scheduled (a loaded machine) costs the caller
+// nothing: it runs every task itself, as on one thread, and the late worker
+// finds the job closed. Workers spin briefly (pool_spin_time, default 5 µs)
+// for the next job, then sleep on a condition variable, so that an idle
+// worker does not take the core another runnable process needs.
 #pragma once
 
 #include <algorithm>
@@ -39,7 +48,7 @@ namespace detail {
 /// How long a pool thread spins (pause instructions) for a job or for its
 /// helpers before it sleeps on a condition variable, in nanoseconds.
 [[nodiscard]] inline std::atomic<std::int64_t>& pool_spin_ns() noexcept {
-    static std::atomic<std::int64_t> ns{50'000};
+    static std::atomic<std::int64_t> ns{5'000};
     return ns;
 }
 
@@ -135,8 +144,8 @@ public:
             m_task = task;
             m_count = n;
             m_active = threads - 1;
+            m_open = true;
             m_next.store(0, std::memory_order_relaxed);
-            m_busy.store(threads - 1, std::memory_order_relaxed);
             m_generation.fetch_add(1, std::memory_order_release);
         }
         m_start.notify_all();
@@ -144,11 +153,18 @@ public:
             const parallel_task_scope scope;
             drain();
         }
-        // Kernels take tens to hundreds of microseconds: spin briefly (in time,
-        // pool_spin_ns) for the workers before sleeping, so that waking costs little.
-        spin_for_pool([this] { return m_busy.load(std::memory_order_acquire) == 0; });
-        std::unique_lock<std::mutex> wait(m_mutex);
-        m_done.wait(wait, [this] { return m_busy.load(std::memory_order_acquire) == 0; });
+        // Every task is claimed: close the job, so that a worker waking only
+        // now does not join it, and wait for the workers that did join (they
+        // are running their last task: spin briefly, then sleep).
+        {
+            std::lock_guard<std::mutex> guard(m_mutex);
+            m_open = false;
+        }
+        if (m_busy.load(std::memory_order_acquire) != 0) {
+            spin_for_pool([this] { return m_busy.load(std::memory_order_acquire) == 0; });
+            std::unique_lock<std::mutex> wait(m_mutex);
+            m_done.wait(wait, [this] { return m_busy.load(std::memory_order_acquire) == 0; });
+        }
         m_task = {};
     }
 
@@ -183,16 +199,17 @@ private:
             // After a job, spin a little for the next one (they come back to
             // back in a sampling loop), then sleep on the condition variable.
             if (spin_first) spin_for_pool([&] { return m_generation.load(std::memory_order_acquire) != seen; });
-            bool take_part = false;
             {
                 std::unique_lock<std::mutex> lock(m_mutex);
                 m_start.wait(lock, [&] { return m_generation.load(std::memory_order_acquire) != seen; });
                 seen = m_generation.load(std::memory_order_acquire);
                 if (m_stop) return;
-                take_part = index < m_active;
+                // Join only an open job that wants this worker; joining under
+                // m_mutex orders it before the caller's close.
+                spin_first = index < m_active;
+                if (!spin_first || !m_open) continue;
+                m_busy.fetch_add(1, std::memory_order_acq_rel);
             }
-            spin_first = take_part;
-            if (!take_part) continue; // a job on fewer threads than this pool has
             drain();
             if (m_busy.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lock(m_mutex);
@@ -209,8 +226,9 @@ private:
     task_ref m_task{};
     std::size_t m_count = 0;
     std::size_t m_active = 0; // workers taking part in the current job
+    bool m_open = false;      // whether workers may still join the current job
     std::atomic<std::size_t> m_next{0};
-    std::atomic<std::size_t> m_busy{0};
+    std::atomic<std::size_t> m_busy{0}; // workers that joined the current job and are not done
     std::atomic<std::size_t> m_generation{0};
     bool m_stop = false;
 };
@@ -237,7 +255,8 @@ inline void release_worker_threads() {
 }
 
 /// Sets how long pool threads spin for work (and the caller for its helpers)
-/// before sleeping: 0 sleeps at once; default 50 µs. Measured in time, not in
+/// before sleeping: 0 sleeps at once; default 5 µs (longer spins took the core
+/// another process needed on a loaded machine; see docs/benchmarks.md). Measured in time, not in
 /// pause instructions. Results never depend on it, only the wake-up latency
 /// and the CPU time burnt while waiting.
 /// @throws ddpm::invalid_argument for a negative time or one over 10 ms.

@@ -129,16 +129,21 @@ DDPM_FORCEINLINE void store_v(T* p, V v) noexcept {
 #endif
 }
 
-/// Runs body.template operator()<V>(i) over [0, n): batches of the SIMD width
-/// (backend::simd with xsimd), then a scalar tail.
+/// Runs body.template operator()<V>(i) over [0, n): with backend::simd and
+/// xsimd, a scalar head until `out` (the output the body writes) reaches the
+/// alignment of a SIMD register (fused.hpp's peel_to), batches of the SIMD
+/// width, then a scalar tail.
 template <backend Bk, class T, class Arch, class Body>
-DDPM_FORCEINLINE void elementwise(std::size_t n, Body&& body) noexcept {
+DDPM_FORCEINLINE void elementwise(std::size_t n, const T* out, Body&& body) noexcept {
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
         using batch = xsimd::batch<T, Arch>;
+        for (const std::size_t head = peel_to<sizeof(batch)>(out, n); i < head; ++i) body.template operator()<T>(i);
         for (; i + batch::size <= n; i += batch::size) body.template operator()<batch>(i);
     }
+#else
+    (void)out;
 #endif
     for (; i < n; ++i) body.template operator()<T>(i);
 }
@@ -147,7 +152,7 @@ template <backend Bk, class T, std::size_t K, class Arch = default_simd_arch>
 void combine_range(const std::array<const T*, K>& in, const T* z, T* out, std::size_t n,
                    const combine_coefficients<T, K>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
-    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, out, [&]<class V>(std::size_t i) {
         V acc = splat<V>(c.c[0]) * load_v<V>(in[0] + i);
         for (std::size_t k = 1; k < K; ++k) acc = acc + splat<V>(c.c[k]) * load_v<V>(in[k] + i);
         if (noisy) acc = acc + splat<V>(c.sigma) * load_v<V>(z + i);
@@ -159,7 +164,7 @@ template <backend Bk, sigma_x0_form F, class T, class Arch = default_simd_arch>
 void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, const T* z, T* next, T* x0_out,
                       T* d_out, std::size_t n, const sigma_step_coefficients<T>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma_up != T(0);
-    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, next, [&]<class V>(std::size_t i) {
         const V xv = load_v<V>(x + i);
         V x0 = sigma_x0<F>(load_v<V>(o + i), xv, splat<V>(c.a), splat<V>(c.b));
         if (c.clip) x0 = clamp_v(x0, splat<V>(-c.clip_range), splat<V>(c.clip_range));
@@ -175,7 +180,7 @@ void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, co
 
 template <backend Bk, output_form F, class T, class Arch = default_simd_arch>
 void convert_range(const T* o, const T* x, T* y, std::size_t n, const output_coefficients<T>& c) noexcept {
-    elementwise<Bk, T, Arch>(n, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch>(n, y, [&]<class V>(std::size_t i) {
         store_v(y + i, convert_element<F>(load_v<V>(o + i), load_v<V>(x + i), splat<V>(c.a), splat<V>(c.b), splat<V>(c.c)));
     });
 }
@@ -239,6 +244,48 @@ DDPM_FORCEINLINE const T* chunk_noise(const step_noise<T>& noise, bool wanted, s
     return nullptr;
 }
 
+/// The counter-stream noise of a tile into `buf` when any of its rows wants
+/// it (wants(r)); buffer noise and none need nothing here.
+template <class T, class Wants>
+DDPM_FORCEINLINE void tile_noise(const step_noise<T>& noise, Wants&& wants, std::size_t row, std::size_t rows,
+                                 std::size_t first, std::size_t n, T* buf, backend bk) noexcept {
+    if (noise.source != step_noise<T>::kind::stream) return;
+    for (std::size_t r = row; r < row + rows; ++r)
+        if (wants(r)) {
+            draw_tile<T>(noise.stream, row, rows, first, n, buf, bk);
+            return;
+        }
+}
+
+/// The noise of row r inside a tile that starts at `row`: the tile buffer
+/// (tile_noise), the caller's buffer, or none.
+template <class T>
+DDPM_FORCEINLINE const T* row_noise(const step_noise<T>& noise, bool wanted, std::size_t row, std::size_t r,
+                                    std::size_t dim, std::size_t first, std::size_t n, const T* buf) noexcept {
+    if (!wanted) return nullptr;
+    if (noise.source == step_noise<T>::kind::stream) return buf + (r - row) * n;
+    if (noise.source == step_noise<T>::kind::buffer) return noise.buffer.data() + r * dim + first;
+    return nullptr;
+}
+
+template <class T, std::size_t K>
+[[nodiscard]] bool same_row(const combine_coefficients<T, K>& a, const combine_coefficients<T, K>& b) noexcept {
+    static_assert(sizeof(combine_coefficients<T, K>) == sizeof(std::array<T, K + 1>),
+                  "compare every field of combine_coefficients");
+    for (std::size_t k = 0; k < K; ++k)
+        if (!same_bits(a.c[k], b.c[k])) return false;
+    return same_bits(a.sigma, b.sigma);
+}
+
+template <class T>
+[[nodiscard]] bool same_row(const sigma_step_coefficients<T>& a, const sigma_step_coefficients<T>& b) noexcept {
+    struct mirror { sigma_x0_form f; T a, b, s, dt; bool avg; T up; bool clip; T range; };
+    static_assert(sizeof(sigma_step_coefficients<T>) == sizeof(mirror), "compare every field of sigma_step_coefficients");
+    return a.form == b.form && same_bits(a.a, b.a) && same_bits(a.b, b.b) && same_bits(a.s, b.s) &&
+           same_bits(a.dt, b.dt) && a.average == b.average && same_bits(a.sigma_up, b.sigma_up) && a.clip == b.clip &&
+           same_bits(a.clip_range, b.clip_range);
+}
+
 } // namespace detail
 
 /// x_next = Σ_k c_k[b]·in_k + σ[b]·z for B samples (B = coefficients.size(),
@@ -259,16 +306,24 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
     detail::check_noise(where, noise, x_next.size());
     const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
     const auto dispatched = table ? table->template combine<K>() : nullptr;
-    detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+    const auto wants_noise = [&](std::size_t r) { return coefficients[r].sigma != T(0); };
+    detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        const auto& c = coefficients[row];
-        const std::size_t off = row * dim + first;
-        const T* zp = detail::chunk_noise(noise, c.sigma != T(0), row, dim, first, n, z, bk);
-        std::array<const T*, K> in{};
-        for (std::size_t k = 0; k < K; ++k) in[k] = inputs[k].data() + off;
-        if (dispatched) dispatched(in, zp, x_next.data() + off, n, c);
-        else if (bk == backend::simd) detail::combine_range<backend::simd, T, K>(in, zp, x_next.data() + off, n, c);
-        else detail::combine_range<backend::scalar, T, K>(in, zp, x_next.data() + off, n, c);
+        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
+        // Consecutive rows with the same coefficients are one range call.
+        detail::for_each_run(
+            row, tile_rows,
+            [&](std::size_t r, std::size_t q) { return detail::rows_may_share_calls<T>(bk, dispatched != nullptr, n) && detail::same_row(coefficients[r], coefficients[q]); },
+            [&](std::size_t r, std::size_t k) {
+                const auto& c = coefficients[r];
+                const std::size_t off = r * dim + first, len = k * n;
+                const T* zp = detail::row_noise(noise, wants_noise(r), row, r, dim, first, n, z);
+                std::array<const T*, K> in{};
+                for (std::size_t j = 0; j < K; ++j) in[j] = inputs[j].data() + off;
+                if (dispatched) dispatched(in, zp, x_next.data() + off, len, c);
+                else if (bk == backend::simd) detail::combine_range<backend::simd, T, K>(in, zp, x_next.data() + off, len, c);
+                else detail::combine_range<backend::scalar, T, K>(in, zp, x_next.data() + off, len, c);
+            });
     });
 }
 
@@ -311,28 +366,40 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
         detail::check_equal(where, "derivative", buf.derivative.size(), total, "elements (B x D, or none)");
     detail::check_noise(where, noise, total);
     const auto* table = detail::dispatched<detail::solver_table<T>>(where, bk);
-    detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+    const auto wants_noise = [&](std::size_t r) { return coefficients[r].sigma_up != T(0); };
+    detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        const auto& c = coefficients[row];
-        const std::size_t off = row * dim + first;
-        const T* zp = detail::chunk_noise(noise, c.sigma_up != T(0), row, dim, first, n, z, bk);
-        const T* o = buf.model_output.data() + row * channels * dim + first;
-        const T* x = buf.x.data() + off;
-        const T* base = buf.base.empty() ? x : buf.base.data() + off;
-        const T* dp = buf.d_prev.empty() ? nullptr : buf.d_prev.data() + off;
-        T* next = buf.x_next.data() + off;
-        T* x0 = buf.x0.empty() ? nullptr : buf.x0.data() + off;
-        T* d = buf.derivative.empty() ? nullptr : buf.derivative.data() + off;
-        auto run = [&]<sigma_x0_form F>() {
-            if (table) table->sigma[static_cast<int>(F)](o, x, base, dp, zp, next, x0, d, n, c);
-            else if (bk == backend::simd) detail::sigma_step_range<backend::simd, F>(o, x, base, dp, zp, next, x0, d, n, c);
-            else detail::sigma_step_range<backend::scalar, F>(o, x, base, dp, zp, next, x0, d, n, c);
-        };
-        switch (c.form) {
-        case sigma_x0_form::epsilon: run.template operator()<sigma_x0_form::epsilon>(); break;
-        case sigma_x0_form::v: run.template operator()<sigma_x0_form::v>(); break;
-        case sigma_x0_form::sample: run.template operator()<sigma_x0_form::sample>(); break;
-        }
+        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
+        // Rows with the same coefficients are one range call (the output's
+        // channels interleave per row when channels = 2: then row by row).
+        detail::for_each_run(
+            row, tile_rows,
+            [&](std::size_t r, std::size_t q) {
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]);
+            },
+            [&](std::size_t r, std::size_t k) {
+                const auto& c = coefficients[r];
+                const std::size_t off = r * dim + first, len = k * n;
+                const T* zp = detail::row_noise(noise, wants_noise(r), row, r, dim, first, n, z);
+                const T* o = buf.model_output.data() + r * channels * dim + first;
+                const T* x = buf.x.data() + off;
+                const T* base = buf.base.empty() ? x : buf.base.data() + off;
+                const T* dp = buf.d_prev.empty() ? nullptr : buf.d_prev.data() + off;
+                T* next = buf.x_next.data() + off;
+                T* x0 = buf.x0.empty() ? nullptr : buf.x0.data() + off;
+                T* d = buf.derivative.empty() ? nullptr : buf.derivative.data() + off;
+                auto run = [&]<sigma_x0_form F>() {
+                    if (table) table->sigma[static_cast<int>(F)](o, x, base, dp, zp, next, x0, d, len, c);
+                    else if (bk == backend::simd)
+                        detail::sigma_step_range<backend::simd, F>(o, x, base, dp, zp, next, x0, d, len, c);
+                    else detail::sigma_step_range<backend::scalar, F>(o, x, base, dp, zp, next, x0, d, len, c);
+                };
+                switch (c.form) {
+                case sigma_x0_form::epsilon: run.template operator()<sigma_x0_form::epsilon>(); break;
+                case sigma_x0_form::v: run.template operator()<sigma_x0_form::v>(); break;
+                case sigma_x0_form::sample: run.template operator()<sigma_x0_form::sample>(); break;
+                }
+            });
     });
 }
 

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -99,43 +100,120 @@ struct step_noise {
 namespace detail {
 
 inline constexpr std::size_t chunk_elements = 512;   // noise drawn per inner chunk (multiple of 64)
-inline constexpr std::size_t task_elements = 16384;  // work per thread task (multiple of 64)
+inline constexpr std::size_t task_elements = 4096;   // work per thread task (multiple of chunk_elements)
 
-/// The tasks of a B × D batch: rows are grouped so small samples share a task,
-/// long samples are split into task_elements pieces. Boundaries depend only on
-/// B and D, never on the thread count.
+/// Below this many elements per call (B·D) the batch loops run on the calling
+/// thread whatever `execution` asks: a fork-join of the pool costs about as
+/// much as the work (measured with benchmarks/bench_small_d's threads_sweep on
+/// this 2-core machine, docs/benchmarks.md: at 12,288 elements two threads
+/// broke even with one, below they were slower). Results never depend on it.
+inline constexpr std::size_t min_parallel_elements = 16384;
+
+/// The tasks of a B × D batch. Rows of fewer than task_elements are grouped
+/// into tasks of about task_elements (whole tiles); longer rows are split into
+/// task_elements pieces. Within a task, short rows (D ≤ chunk_elements / 2)
+/// are visited in tiles of up to chunk_elements / D whole rows, longer ones in
+/// chunks of at most chunk_elements of one row. Boundaries depend only on B
+/// and D, never on the thread count.
 struct task_grid {
-    std::size_t batch = 0, dim = 0, rows_per_task = 1, pieces_per_row = 1, row_groups = 0;
+    std::size_t batch = 0, dim = 0, rows_per_tile = 1, rows_per_task = 1, pieces_per_row = 1, row_groups = 0;
 
     task_grid(std::size_t b, std::size_t d) : batch(b), dim(d) {
-        rows_per_task = d >= task_elements ? 1 : std::max<std::size_t>(1, task_elements / std::max<std::size_t>(d, 1));
-        pieces_per_row = d >= task_elements ? (d + task_elements - 1) / task_elements : 1;
+        if (d >= task_elements) {
+            pieces_per_row = (d + task_elements - 1) / task_elements;
+        } else {
+            const std::size_t dd = std::max<std::size_t>(d, 1);
+            rows_per_tile = dd <= chunk_elements / 2 ? chunk_elements / dd : 1;
+            rows_per_task = std::max<std::size_t>(1, task_elements / (rows_per_tile * dd)) * rows_per_tile;
+        }
         row_groups = (b + rows_per_task - 1) / rows_per_task;
     }
     [[nodiscard]] std::size_t tasks() const noexcept { return row_groups * pieces_per_row; }
 
-    /// Calls f(row, first, count) for the pieces of task k.
+    /// Calls f(row, rows, first, count) for the tiles of task k: `rows` whole
+    /// rows from `row` (then first = 0, count = dim), or a chunk of one row.
     template <class F>
     void for_task(std::size_t k, F&& f) const {
         const std::size_t group = k / pieces_per_row, piece = k % pieces_per_row;
         const std::size_t r0 = group * rows_per_task, r1 = std::min(batch, r0 + rows_per_task);
+        if (rows_per_tile > 1) {
+            for (std::size_t r = r0; r < r1; r += rows_per_tile) f(r, std::min(rows_per_tile, r1 - r), std::size_t{0}, dim);
+            return;
+        }
         const std::size_t first = piece * task_elements;
         const std::size_t count = pieces_per_row == 1 ? dim : std::min(task_elements, dim - first);
-        for (std::size_t r = r0; r < r1; ++r) f(r, first, count);
+        for (std::size_t r = r0; r < r1; ++r)
+            for (std::size_t at = first; at < first + count; at += chunk_elements)
+                f(r, std::size_t{1}, at, std::min(chunk_elements, first + count - at));
     }
 };
 
+/// The threads a batch loop over `elements` elements uses: exec, or the
+/// calling thread alone below min_parallel_elements.
+[[nodiscard]] inline execution batch_execution(const execution& exec, std::size_t elements) noexcept {
+    return elements < min_parallel_elements ? execution{1} : exec;
+}
+
+/// Runs f(row, rows, first, count) over the tiles of a B × D batch (see
+/// task_grid; rows·count ≤ chunk_elements), on the threads `exec` allows.
+template <class F>
+void for_each_tile(std::size_t batch, std::size_t dim, const execution& exec, F&& f) {
+    if (batch == 0 || dim == 0) return;
+    const task_grid grid(batch, dim);
+    parallel_for(batch_execution(exec, batch * dim), grid.tasks(), [&](std::size_t k) { grid.for_task(k, f); });
+}
+
 /// Runs f(row, first, count) over a B × D batch in chunks of at most
-/// chunk_elements, on the threads `exec` allows.
+/// chunk_elements of one row (the tiles of for_each_tile, row by row).
 template <class F>
 void for_each_chunk(std::size_t batch, std::size_t dim, const execution& exec, F&& f) {
-    const task_grid grid(batch, dim);
-    parallel_for(exec, grid.tasks(), [&](std::size_t k) {
-        grid.for_task(k, [&](std::size_t row, std::size_t first, std::size_t count) {
-            for (std::size_t at = first; at < first + count; at += chunk_elements)
-                f(row, at, std::min(chunk_elements, first + count - at));
-        });
+    for_each_tile(batch, dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t count) {
+        for (std::size_t r = row; r < row + rows; ++r) f(r, first, count);
     });
+}
+
+/// Calls run(r, k) for the maximal runs [r, r + k) of rows in [row, row + rows)
+/// that `same(r, r')` says may share one range-kernel call.
+template <class Same, class Run>
+DDPM_FORCEINLINE void for_each_run(std::size_t row, std::size_t rows, Same&& same, Run&& run) {
+    const std::size_t end = row + rows;
+    for (std::size_t r = row; r < end;) {
+        std::size_t k = 1;
+        while (r + k < end && same(r, r + k)) ++k;
+        run(r, k);
+        r += k;
+    }
+}
+
+/// Whether the compile-time SIMD code may have multiply-adds fused by the
+/// compiler (an FMA unit and GCC's default -ffp-contract=fast): then its SIMD
+/// body and its scalar tail may round differently, and where an element lands
+/// (body or tail) depends on the range a call covers.
+inline constexpr bool compile_time_may_fuse =
+#if defined(__FMA__) || defined(__FMA4__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    true;
+#else
+    false;
+#endif
+
+/// Whether consecutive rows of n elements with equal parameters may share one
+/// range call and give the bits of one call per row: always for the scalar
+/// reference, the dispatched kernels (compiled with -ffp-contract=off) and
+/// compile-time SIMD code the compiler cannot fuse. Compile-time code it may
+/// fuse (-march=native builds) runs one call per row: which elements its SIMD
+/// body and its scalar tail get depends on the range of the call, and the two
+/// may round differently (checked: merging changed last bits there).
+template <class T>
+[[nodiscard]] constexpr bool rows_may_share_calls(backend bk, bool dispatched_table, std::size_t) noexcept {
+    return bk == backend::scalar || dispatched_table || !compile_time_may_fuse;
+}
+
+/// Bitwise equality of two values of one trivially copyable type (so 0 and
+/// −0 differ and a NaN equals itself: equal bits, equal computation).
+template <class V>
+[[nodiscard]] DDPM_FORCEINLINE bool same_bits(const V& a, const V& b) noexcept {
+    static_assert(std::is_trivially_copyable_v<V>);
+    return std::memcmp(&a, &b, sizeof(V)) == 0;
 }
 
 /// Draws the normals of row `row`, elements [first, first + n), as T.
@@ -164,6 +242,26 @@ DDPM_FORCEINLINE void draw(const noise_stream& ns, std::size_t row, std::size_t 
         for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(tmp[i]);
 }
 
+/// Draws the normals of a tile (rows × count elements from element `first`
+/// of rows row .. row + rows − 1; rows·count ≤ chunk_elements) into out,
+/// row-major, as T. Several rows at once are drawn across samples
+/// (random::fill_normal_rows); the values are the per-row ones bit for bit.
+template <class T>
+DDPM_FORCEINLINE void draw_tile(const noise_stream& ns, std::size_t row, std::size_t rows, std::size_t first,
+                                std::size_t count, T* out, backend bk) noexcept {
+    if (rows == 1) {
+        draw<T>(ns, row, first, count, out, bk);
+        return;
+    }
+    alignas(64) float tmp[chunk_elements];
+    float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out) : tmp;
+    const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
+    if (bk == backend::scalar) random::detail::fill_rows_scalar(dst, rows, count, ns.seed, sample, ns.step, first);
+    else random::detail::fill_rows(dst, rows, count, ns.seed, sample, ns.step, first);
+    if constexpr (!std::is_same_v<T, float>)
+        for (std::size_t i = 0; i < rows * count; ++i) out[i] = static_cast<T>(tmp[i]);
+}
+
 template <class T>
 DDPM_HOST_DEVICE DDPM_FORCEINLINE T clip_x0(T x0, const x0_clip<T>& c) noexcept {
     return scalar::clamp(x0, -c.bound, c.bound) / c.divisor;
@@ -171,7 +269,20 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE T clip_x0(T x0, const x0_clip<T>& c) noexcept 
 
 // ---------------------------------------------------------------------------
 // Range kernels: one row, n contiguous elements. `Bk` picks SIMD or scalar;
-// the SIMD versions finish with the scalar element functions.
+// the SIMD versions run the scalar element functions on a head (until the
+// output they write reaches the alignment of a SIMD register, so that no
+// store of the body splits a cache line) and on the tail. The scalar and
+// SIMD paths compute the same formula in the same order, so the result does
+// not depend on where the head ends; noise is addressed by element index.
+
+/// Elements to run scalar before `out` reaches an `Align`-byte boundary (at
+/// most n; 0 when `out` is aligned, or not even aligned to T).
+template <std::size_t Align, class T>
+DDPM_FORCEINLINE std::size_t peel_to(const T* out, std::size_t n) noexcept {
+    const auto mis = static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(out) % Align);
+    if (mis == 0 || mis % sizeof(T) != 0) return 0;
+    return std::min<std::size_t>((Align - mis) / sizeof(T), n);
+}
 
 template <backend Bk, class T, class Arch = default_simd_arch>
 void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noexcept {
@@ -180,6 +291,8 @@ void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noex
     if constexpr (Bk == backend::simd) {
         using batch = xsimd::batch<T, Arch>;
         const batch va(a), vb(b);
+        for (const std::size_t head = peel_to<sizeof(batch)>(xt, n); i < head; ++i)
+            xt[i] = scalar::q_sample(x0[i], z[i], a, b);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(x0 + i);
             const batch e = batch::load_unaligned(z + i);
@@ -188,6 +301,70 @@ void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noex
     }
 #endif
     for (; i < n; ++i) xt[i] = scalar::q_sample(x0[i], z[i], a, b);
+}
+
+/// draw() at a fixed arch, for the range kernels: they are instantiated in the
+/// run-time dispatch files (ddpm/dispatch/), where a call into the dispatch
+/// machinery (draw → dispatch::table_nothrow) would be an instantiation
+/// compiled with another compiled_isa than the caller's — an ODR violation.
+/// The same bits as draw (a SIMD fill computes whole 64-element groups).
+template <backend Bk, class Arch, class T>
+DDPM_FORCEINLINE void draw_at(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n,
+                              T* out) noexcept {
+    alignas(64) float tmp[chunk_elements];
+    float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out) : tmp;
+    const std::span<float> span(dst, n);
+    const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd) random::fill_normal_simd<Arch>(span, ns.seed, sample, ns.step, first);
+    else
+#endif
+        random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
+    if constexpr (!std::is_same_v<T, float>)
+        for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(tmp[i]);
+}
+
+/// Forward noising of one row range with counter noise, ε drawn and used in
+/// one pass: for each whole 64-element noise group inside the range the
+/// normals are made in registers (random::normal_batches), ε is stored once
+/// and x_t = a·x_0 + b·ε computed from the same registers. The groups cut by
+/// the range's ends, double precision, and SIMD widths that do not divide 16
+/// take draw + forward_range. The same bits as draw + forward_range.
+template <backend Bk, class T, class Arch = default_simd_arch>
+void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n, const T* x0,
+                          T* eps, T* xt, T a, T b) noexcept {
+    std::size_t i = 0;
+#if DDPM_HAS_XSIMD
+    if constexpr (Bk == backend::simd && std::is_same_v<T, float> &&
+                  random::noise_group_blocks % xsimd::batch<float, Arch>::size == 0) {
+        using batch = xsimd::batch<float, Arch>;
+        constexpr std::size_t group = random::noise_group_elements, blocks = random::noise_group_blocks;
+        const batch va(a), vb(b);
+        const random::philox4x32_key key = random::noise_key(ns.seed);
+        const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
+        i = std::min(n, (group - first % group) % group); // up to the first whole group
+        if (i > 0) {
+            draw_at<Bk, Arch>(ns, row, first, i, eps);
+            forward_range<Bk, T, Arch>(x0, eps, xt, i, a, b);
+        }
+        for (; i + group <= n; i += group) {
+            const std::uint64_t g = (first + i) / group;
+            for (std::size_t h = 0; h < blocks; h += batch::size) {
+                const random::noise_batches<Arch> nb = random::normal_batches<Arch>(key, sample, ns.step, g * blocks + h);
+                for (std::size_t j = 0; j < 4; ++j) {
+                    const std::size_t k = i + blocks * j + h; // word j of blocks h.. lands on 16 j + h
+                    const batch x = batch::load_unaligned(x0 + k);
+                    nb.v[j].store_unaligned(eps + k);
+                    (va * x + vb * nb.v[j]).store_unaligned(xt + k);
+                }
+            }
+        }
+    }
+#endif
+    if (i < n) {
+        draw_at<Bk, Arch>(ns, row, first + i, n - i, eps + i);
+        forward_range<Bk, T, Arch>(x0 + i, eps + i, xt + i, n - i, a, b);
+    }
 }
 
 #if DDPM_HAS_XSIMD
@@ -230,12 +407,21 @@ template <backend Bk, x0_form Form, bool Clip, step_variance V, class T, class A
 void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const reverse_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr; // the caller passes no noise on the final step
+    const auto one = [&](std::size_t i) {
+        T x0 = scalar::predict_x0(c, xt[i], out[i]);
+        if constexpr (Clip) x0 = clip_x0(x0, clip);
+        if (x0_out) x0_out[i] = x0;
+        T mean = scalar::posterior_mean(x0, xt[i], c.mean_coef_x0, c.mean_coef_xt);
+        if (noisy) mean += element_sigma<V>(c, var ? var[i] : T(0)) * z[i];
+        x_prev[i] = mean;
+    };
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd && V == step_variance::fixed) {
         using batch = xsimd::batch<T, Arch>;
         const batch a(c.x0_a), b(c.x0_b), c1(c.mean_coef_x0), c2(c.mean_coef_xt), sigma(c.noise_scale);
         const batch bound(clip.bound), divisor(clip.divisor);
+        for (const std::size_t head = peel_to<sizeof(batch)>(x_prev, n); i < head; ++i) one(i);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(xt + i);
             batch x0 = predict_x0_batch<Form>(a, b, x, batch::load_unaligned(out + i));
@@ -247,14 +433,7 @@ void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, 
         }
     }
 #endif
-    for (; i < n; ++i) {
-        T x0 = scalar::predict_x0(c, xt[i], out[i]);
-        if constexpr (Clip) x0 = clip_x0(x0, clip);
-        if (x0_out) x0_out[i] = x0;
-        T mean = scalar::posterior_mean(x0, xt[i], c.mean_coef_x0, c.mean_coef_xt);
-        if (noisy) mean += element_sigma<V>(c, var ? var[i] : T(0)) * z[i];
-        x_prev[i] = mean;
-    }
+    for (; i < n; ++i) one(i);
 }
 
 /// One row of the DDIM step (Song et al. 2021, eq. 12).
@@ -262,6 +441,14 @@ template <backend Bk, x0_form Form, bool Clip, class T, class Arch = default_sim
 void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const ddim_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
+    const auto one = [&](std::size_t i) {
+        T x0 = scalar::ddim_x0(c, xt[i], out[i]);
+        if constexpr (Clip) x0 = clip_x0(x0, clip);
+        if (x0_out) x0_out[i] = x0;
+        const T eps = scalar::ddim_eps(c, xt[i], out[i], x0);
+        const T mean = scalar::ddim_mean(c, x0, eps);
+        x_prev[i] = noisy ? mean + c.sigma * z[i] : mean;
+    };
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
@@ -269,6 +456,7 @@ void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std
         const batch a(c.x0_a), b(c.x0_b), ea(c.eps_a), eb(c.eps_b), ec(c.eps_c), cx(c.coef_x0), ce(c.coef_eps);
         const batch sigma(c.sigma);
         const batch bound(clip.bound), divisor(clip.divisor);
+        for (const std::size_t head = peel_to<sizeof(batch)>(x_prev, n); i < head; ++i) one(i);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(xt + i);
             const batch o = batch::load_unaligned(out + i);
@@ -285,14 +473,7 @@ void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std
         }
     }
 #endif
-    for (; i < n; ++i) {
-        T x0 = scalar::ddim_x0(c, xt[i], out[i]);
-        if constexpr (Clip) x0 = clip_x0(x0, clip);
-        if (x0_out) x0_out[i] = x0;
-        const T eps = scalar::ddim_eps(c, xt[i], out[i], x0);
-        const T mean = scalar::ddim_mean(c, x0, eps);
-        x_prev[i] = noisy ? mean + c.sigma * z[i] : mean;
-    }
+    for (; i < n; ++i) one(i);
 }
 
 /// Calls f.template operator()<Form, Clip>() for the run-time pair (form, clip).
@@ -318,12 +499,15 @@ constexpr decltype(auto) dispatch_form_clip(x0_form form, bool clip, F&& f) {
 template <class T>
 struct kernel_table {
     using forward_fn = void (*)(const T*, const T*, T*, std::size_t, T, T) noexcept;
+    using forward_stream_fn = void (*)(const noise_stream&, std::size_t, std::size_t, std::size_t, const T*, T*, T*,
+                                       T, T) noexcept;
     using ddpm_fn = void (*)(const T*, const T*, const T*, const T*, T*, T*, std::size_t,
                              const reverse_coefficients<T>&, const x0_clip<T>&) noexcept;
     using ddim_fn = void (*)(const T*, const T*, const T*, T*, T*, std::size_t, const ddim_coefficients<T>&,
                              const x0_clip<T>&) noexcept;
     using sqdist_fn = double (*)(const T*, const T*, std::size_t) noexcept;
     forward_fn forward = nullptr;
+    forward_stream_fn forward_stream = nullptr; ///< forward noising with counter noise, one pass
     ddpm_fn ddpm[3][2] = {}; ///< [form_index][clip], fixed variance
     ddim_fn ddim[3][2] = {}; ///< [form_index][clip]
     sqdist_fn squared_distance = nullptr; ///< Σ (p − q)² of one row (weighted_mse, gaussian_kl_sum)
@@ -337,6 +521,7 @@ template <class T, class Arch>
 constexpr kernel_table<T> make_kernel_table() noexcept {
     kernel_table<T> t;
     t.forward = &forward_range<backend::simd, T, Arch>;
+    t.forward_stream = &forward_stream_range<backend::simd, T, Arch>;
     t.squared_distance = &squared_distance_range<backend::simd, T, Arch>;
     auto add = [&]<x0_form F, bool C>() {
         t.ddpm[form_index(F)][C] = &ddpm_range<backend::simd, F, C, step_variance::fixed, T, Arch>;
@@ -381,6 +566,45 @@ void check_noise(std::string_view where, const step_noise<T>& noise, std::size_t
         check_equal(where, "noise", noise.buffer.size(), elements, "elements (B x D)");
 }
 
+// Whether two rows' parameters are the same bits, so that the rows may share
+// one range-kernel call (the per-element computation is the same either way).
+// Field by field: struct padding is not part of the value. The static_asserts
+// catch a field added to the struct and not compared here.
+
+template <class T>
+[[nodiscard]] bool same_row(const x0_clip<T>& a, const x0_clip<T>& b) noexcept {
+    struct mirror { bool e; T bound, divisor; };
+    static_assert(sizeof(x0_clip<T>) == sizeof(mirror), "compare every field of x0_clip");
+    return a.enabled == b.enabled && same_bits(a.bound, b.bound) && same_bits(a.divisor, b.divisor);
+}
+
+template <class T>
+[[nodiscard]] bool same_row(const reverse_coefficients<T>& a, const reverse_coefficients<T>& b) noexcept {
+    struct mirror { x0_form f; T a, b, c, d, e, g, h, i, j; bool k; T l, m; };
+    static_assert(sizeof(reverse_coefficients<T>) == sizeof(mirror), "compare every field of reverse_coefficients");
+    return a.form == b.form && same_bits(a.x0_a, b.x0_a) && same_bits(a.x0_b, b.x0_b) &&
+           same_bits(a.mean_coef_x0, b.mean_coef_x0) && same_bits(a.mean_coef_xt, b.mean_coef_xt) &&
+           same_bits(a.variance, b.variance) && same_bits(a.log_variance, b.log_variance) &&
+           same_bits(a.min_log, b.min_log) && same_bits(a.max_log, b.max_log) &&
+           same_bits(a.noise_scale, b.noise_scale) && a.final_step == b.final_step && same_bits(a.eps_a, b.eps_a) &&
+           same_bits(a.eps_b, b.eps_b);
+}
+
+template <class T>
+[[nodiscard]] bool same_row(const ddim_coefficients<T>& a, const ddim_coefficients<T>& b) noexcept {
+    struct mirror { x0_form f; T a, b; eps_form e; T c, d, g, h, i, j; };
+    static_assert(sizeof(ddim_coefficients<T>) == sizeof(mirror), "compare every field of ddim_coefficients");
+    return a.form == b.form && same_bits(a.x0_a, b.x0_a) && same_bits(a.x0_b, b.x0_b) && a.eps == b.eps &&
+           same_bits(a.eps_a, b.eps_a) && same_bits(a.eps_b, b.eps_b) && same_bits(a.eps_c, b.eps_c) &&
+           same_bits(a.coef_x0, b.coef_x0) && same_bits(a.coef_eps, b.coef_eps) && same_bits(a.sigma, b.sigma);
+}
+
+/// Whether rows r and q use the same clipping (none given: both unclipped).
+template <class T>
+[[nodiscard]] bool same_clip(std::span<const x0_clip<T>> clips, std::size_t r, std::size_t q) noexcept {
+    return clips.empty() || same_row(clips[r], clips[q]);
+}
+
 } // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -398,15 +622,37 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "eps", eps.size(), x0.size(), "elements (B x D)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
-        const std::size_t off = row * dim + first;
-        detail::draw<T>(ns, row, first, n, eps.data() + off, bk);
-        if (table)
-            table->forward(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
-        else if (bk == backend::simd)
-            detail::forward_range<backend::simd>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
-        else
-            detail::forward_range<backend::scalar>(x0.data() + off, eps.data() + off, xt.data() + off, n, a[row], b[row]);
+    detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
+        if (rows == 1) {
+            // One row (long samples): one pass, the normals made in registers,
+            // ε and x_t each written once.
+            const std::size_t off = row * dim + first;
+            const T* x = x0.data() + off;
+            T* e = eps.data() + off;
+            T* y = xt.data() + off;
+            if (table) table->forward_stream(ns, row, first, n, x, e, y, a[row], b[row]);
+            else if (bk == backend::simd) detail::forward_stream_range<backend::simd, T>(ns, row, first, n, x, e, y, a[row], b[row]);
+            else detail::forward_stream_range<backend::scalar, T>(ns, row, first, n, x, e, y, a[row], b[row]);
+            return;
+        }
+        // A tile of short rows: their noise is drawn across samples, then
+        // consecutive rows with the same coefficients (one timestep for the
+        // batch) are one range call over their contiguous elements.
+        detail::draw_tile<T>(ns, row, rows, first, n, eps.data() + row * dim + first, bk);
+        detail::for_each_run(
+            row, rows,
+            [&](std::size_t r, std::size_t q) {
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
+            },
+            [&](std::size_t r, std::size_t k) {
+                const std::size_t off = r * dim + first, len = k * n;
+                if (table)
+                    table->forward(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
+                else if (bk == backend::simd)
+                    detail::forward_range<backend::simd>(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
+                else
+                    detail::forward_range<backend::scalar>(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
+            });
     });
 }
 
@@ -420,14 +666,21 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "noise", noise.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    detail::for_each_chunk(a.size(), dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
-        const std::size_t off = row * dim + first;
-        if (table)
-            table->forward(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
-        else if (bk == backend::simd)
-            detail::forward_range<backend::simd>(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
-        else
-            detail::forward_range<backend::scalar>(x0.data() + off, noise.data() + off, xt.data() + off, n, a[row], b[row]);
+    detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
+        detail::for_each_run(
+            row, rows,
+            [&](std::size_t r, std::size_t q) {
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
+            },
+            [&](std::size_t r, std::size_t k) {
+                const std::size_t off = r * dim + first, len = k * n;
+                if (table)
+                    table->forward(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
+                else if (bk == backend::simd)
+                    detail::forward_range<backend::simd>(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
+                else
+                    detail::forward_range<backend::scalar>(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
+            });
     });
 }
 
@@ -456,38 +709,57 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
     detail::check_noise(where, noise, xt.size());
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
-    detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+    const auto wants_noise = [&](std::size_t r) {
+        const auto& c = coefficients[r];
+        return noise.source != step_noise<T>::kind::none && !c.final_step &&
+               (variance != step_variance::fixed || c.noise_scale != T(0));
+    };
+    detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        const T* zp = nullptr;
-        const auto& c = coefficients[row];
-        const std::size_t off = row * dim + first;
-        const bool wants_noise = !c.final_step && (variance != step_variance::fixed || c.noise_scale != T(0));
-        if (noise.source == step_noise<T>::kind::stream && wants_noise) {
-            detail::draw<T>(noise.stream, row, first, n, z, bk);
-            zp = z;
-        } else if (noise.source == step_noise<T>::kind::buffer && wants_noise) {
-            zp = noise.buffer.data() + off;
+        if (noise.source == step_noise<T>::kind::stream) {
+            bool any = false;
+            for (std::size_t r = row; r < row + tile_rows && !any; ++r) any = wants_noise(r);
+            if (any) detail::draw_tile<T>(noise.stream, row, tile_rows, first, n, z, bk);
         }
-        const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[row];
-        const T* out = model_output.data() + row * channels * dim + first;
-        const T* var = channels == 2 ? out + dim : nullptr;
-        T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
-        detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
-            auto run = [&]<step_variance V>() {
-                if (V == step_variance::fixed && table)
-                    table->ddpm[detail::form_index(F)][C](out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
-                else if (bk == backend::simd)
-                    detail::ddpm_range<backend::simd, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
-                else
-                    detail::ddpm_range<backend::scalar, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
-            };
-            switch (variance) {
-            case step_variance::fixed: run.template operator()<step_variance::fixed>(); break;
-            case step_variance::learned_range: run.template operator()<step_variance::learned_range>(); break;
-            case step_variance::learned_log: run.template operator()<step_variance::learned_log>(); break;
-            case step_variance::learned_raw: run.template operator()<step_variance::learned_raw>(); break;
-            }
-        });
+        // Rows with the same coefficients and clipping (one timestep for the
+        // batch) are one range call; a learned variance interleaves its
+        // channels per row, so those rows go one by one.
+        detail::for_each_run(
+            row, tile_rows,
+            [&](std::size_t r, std::size_t q) {
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
+                       detail::same_clip(clips, r, q);
+            },
+            [&](std::size_t r, std::size_t k) {
+                const auto& c = coefficients[r];
+                const std::size_t off = r * dim + first, len = k * n;
+                const T* zp = nullptr;
+                if (wants_noise(r))
+                    zp = noise.source == step_noise<T>::kind::stream ? z + (r - row) * n : noise.buffer.data() + off;
+                const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[r];
+                const T* out = model_output.data() + r * channels * dim + first;
+                const T* var = channels == 2 ? out + dim : nullptr;
+                T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
+                detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
+                    auto run = [&]<step_variance V>() {
+                        if (V == step_variance::fixed && table)
+                            table->ddpm[detail::form_index(F)][C](out, var, xt.data() + off, zp, x_prev.data() + off, x0p,
+                                                                  len, c, clip);
+                        else if (bk == backend::simd)
+                            detail::ddpm_range<backend::simd, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off,
+                                                                       x0p, len, c, clip);
+                        else
+                            detail::ddpm_range<backend::scalar, F, C, V>(out, var, xt.data() + off, zp,
+                                                                         x_prev.data() + off, x0p, len, c, clip);
+                    };
+                    switch (variance) {
+                    case step_variance::fixed: run.template operator()<step_variance::fixed>(); break;
+                    case step_variance::learned_range: run.template operator()<step_variance::learned_range>(); break;
+                    case step_variance::learned_log: run.template operator()<step_variance::learned_log>(); break;
+                    case step_variance::learned_raw: run.template operator()<step_variance::learned_raw>(); break;
+                    }
+                });
+            });
     });
 }
 
@@ -511,29 +783,43 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
     detail::check_noise(where, noise, xt.size());
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
-    detail::for_each_chunk(rows, dim, exec, [&](std::size_t row, std::size_t first, std::size_t n) {
+    const auto wants_noise = [&](std::size_t r) {
+        return noise.source != step_noise<T>::kind::none && coefficients[r].sigma != T(0);
+    };
+    detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        const T* zp = nullptr;
-        const auto& c = coefficients[row];
-        const std::size_t off = row * dim + first;
-        if (noise.source == step_noise<T>::kind::stream && c.sigma != T(0)) {
-            detail::draw<T>(noise.stream, row, first, n, z, bk);
-            zp = z;
-        } else if (noise.source == step_noise<T>::kind::buffer && c.sigma != T(0)) {
-            zp = noise.buffer.data() + off;
+        if (noise.source == step_noise<T>::kind::stream) {
+            bool any = false;
+            for (std::size_t r = row; r < row + tile_rows && !any; ++r) any = wants_noise(r);
+            if (any) detail::draw_tile<T>(noise.stream, row, tile_rows, first, n, z, bk);
         }
-        const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[row];
-        T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
-        detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
-            const T* out = model_output.data() + row * channels * dim + first;
-            if (table)
-                table->ddim[detail::form_index(F)][C](out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
-            else if (bk == backend::simd)
-                detail::ddim_range<backend::simd, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c, clip);
-            else
-                detail::ddim_range<backend::scalar, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, n, c,
-                                                          clip);
-        });
+        detail::for_each_run(
+            row, tile_rows,
+            [&](std::size_t r, std::size_t q) {
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
+                       detail::same_clip(clips, r, q);
+            },
+            [&](std::size_t r, std::size_t k) {
+                const auto& c = coefficients[r];
+                const std::size_t off = r * dim + first, len = k * n;
+                const T* zp = nullptr;
+                if (wants_noise(r))
+                    zp = noise.source == step_noise<T>::kind::stream ? z + (r - row) * n : noise.buffer.data() + off;
+                const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[r];
+                T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
+                const T* out = model_output.data() + r * channels * dim + first;
+                detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
+                    if (table)
+                        table->ddim[detail::form_index(F)][C](out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c,
+                                                              clip);
+                    else if (bk == backend::simd)
+                        detail::ddim_range<backend::simd, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c,
+                                                                clip);
+                    else
+                        detail::ddim_range<backend::scalar, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, len,
+                                                                  c, clip);
+                });
+            });
     });
 }
 
@@ -600,7 +886,7 @@ void weighted_mse(std::span<const T> prediction, std::span<const T> target, std:
     if (!weights.empty()) detail::check_equal(where, "weights", weights.size(), batch, "(one per sample, or none)");
     detail::check_equal(where, "out", out.size(), batch, "(one per sample)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    parallel_for(exec, batch, [&](std::size_t b) {
+    parallel_for(detail::batch_execution(exec, prediction.size()), batch, [&](std::size_t b) {
         const double s =
             detail::squared_distance<T>(prediction.data() + b * dim, target.data() + b * dim, dim, bk, table);
         const double w = weights.empty() ? 1.0 : static_cast<double>(weights[b]);
@@ -623,7 +909,7 @@ void gaussian_kl_sum(std::span<const T> mean1, std::span<const T> logvar1, std::
     detail::check_equal(where, "logvar1", logvar1.size(), batch, "(one per sample)");
     detail::check_equal(where, "logvar2", logvar2.size(), batch, "(one per sample)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    parallel_for(exec, batch, [&](std::size_t b) {
+    parallel_for(detail::batch_execution(exec, mean1.size()), batch, [&](std::size_t b) {
         const double sq = detail::squared_distance<T>(mean1.data() + b * dim, mean2.data() + b * dim, dim, bk, table);
         const double l1 = static_cast<double>(logvar1[b]), l2 = static_cast<double>(logvar2[b]);
         const double n = static_cast<double>(dim);

@@ -33,8 +33,11 @@
 // of a contiguous span (fill_normal / fill_uniform: SIMD when xsimd is
 // available, at the arch ddpm/dispatch/isa.hpp picks at run time, else scalar; *_scalar is the
 // reference; *_simd<Arch> picks an arch; the double overloads widen the float
-// stream), the SIMD building block normal_batches / uniform_batches for fused
-// kernels, and counter_engine, a UniformRandomBitGenerator over one stream.
+// stream), tiles of whole rows (fill_normal_rows: B samples × D elements in
+// one call, vectorised across samples when D < 64, so that short samples cost
+// per element, not per 64-element group; the same stream), the SIMD building
+// block normal_batches / uniform_batches for fused kernels, and
+// counter_engine, a UniformRandomBitGenerator over one stream.
 //
 // The uniform and the normal of the same (k, b, s, i) come from the same
 // words: draw them from different steps or seeds when both are needed and
@@ -42,6 +45,7 @@
 #pragma once
 
 #include "ddpm/config.hpp"
+#include "ddpm/error.hpp"
 #include "ddpm/random/normal.hpp"
 #include "ddpm/random/philox.hpp"
 
@@ -59,6 +63,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 
 namespace ddpm::random {
 
@@ -182,6 +188,44 @@ inline void fill_normal_scalar(std::span<float> out, std::uint64_t seed, std::ui
 inline void fill_uniform_scalar(std::span<float> out, std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
                                 std::uint64_t element_offset = 0) noexcept {
     detail::for_each_block_scalar(out, seed, sample, step, element_offset, detail::uniform_transform{});
+}
+
+namespace detail {
+
+/// out[r·dim + k] = normal_at(seed, first_sample + r, step, first + k) for
+/// r < rows, k < dim, one row at a time with the scalar algorithm (the sample
+/// index wraps modulo 2^32, as the kernels' first_sample + row does).
+template <class Transform = normal_transform>
+inline void fill_rows_scalar(float* out, std::size_t rows, std::size_t dim, std::uint64_t seed,
+                             std::uint32_t first_sample, std::uint32_t step, std::uint64_t first,
+                             Transform tr = {}) noexcept {
+    for (std::size_t r = 0; r < rows; ++r)
+        for_each_block_scalar(std::span<float>(out + r * dim, dim), seed,
+                              static_cast<std::uint32_t>(first_sample + r), step, first, tr);
+}
+
+/// The number of rows a span of `size` floats holds at `dim` per row; throws
+/// ddpm::invalid_argument when it is not a whole number of rows.
+inline std::size_t rows_of(std::string_view where, std::size_t size, std::size_t dim) {
+    if (dim == 0) {
+        if (size != 0) ddpm::detail::throw_invalid(where, "dim", dim, ">= 1 (out holds " + std::to_string(size) + " values)");
+        return 0;
+    }
+    if (size % dim != 0)
+        ddpm::detail::throw_invalid(where, "out.size()", size, "a multiple of dim (" + std::to_string(dim) + ")");
+    return size / dim;
+}
+
+} // namespace detail
+
+/// Scalar reference of fill_normal_rows: row r of `out` (dim values each)
+/// gets normal_at(seed, first_sample + r, step, element_offset + k), k < dim.
+/// @throws ddpm::invalid_argument when out.size() is not a multiple of dim.
+inline void fill_normal_rows_scalar(std::span<float> out, std::size_t dim, std::uint64_t seed,
+                                    std::uint32_t first_sample, std::uint32_t step,
+                                    std::uint64_t element_offset = 0) {
+    const std::size_t rows = detail::rows_of("ddpm::random::fill_normal_rows_scalar", out.size(), dim);
+    detail::fill_rows_scalar(out.data(), rows, dim, seed, first_sample, step, element_offset);
 }
 
 #if DDPM_HAS_XSIMD
@@ -317,6 +361,100 @@ inline void fill_uniform_simd(std::span<float> out, std::uint64_t seed, std::uin
     }
 }
 
+namespace detail {
+
+/// Rows of fewer than this many elements are drawn across samples (see
+/// fill_rows_simd); longer rows one row at a time, where a SIMD fill already
+/// computes whole 64-element groups.
+inline constexpr std::size_t rows_across_samples_below = noise_group_elements;
+
+/// The rows × dim tile of fill_normal_rows at an explicit arch.
+///
+/// Short rows (dim < 64) are vectorised *across samples*: the counters of one
+/// Philox block for W consecutive samples differ only in their sample word, so
+/// one batch holds block l of samples r .. r + W − 1, and the Box–Muller pair
+/// (w0, w1) — or (w2, w3) — of that batch gives element element_of(l, j) of
+/// each of those samples. Only the blocks and word pairs that the elements
+/// [first, first + dim) use are computed: per element about one Philox block
+/// and one Box–Muller lane, whatever dim is, instead of a whole 64-element
+/// group per sample. Each lane is the scalar computation of the same
+/// (seed, sample, step, element), so the values are normal_at's bit for bit.
+/// A last batch of fewer than W rows computes W lanes and stores its rows only.
+template <class Arch>
+inline void fill_rows_simd(float* out, std::size_t rows, std::size_t dim, std::uint64_t seed,
+                           std::uint32_t first_sample, std::uint32_t step, std::uint64_t first) noexcept {
+    if (rows == 0 || dim == 0) return;
+    if (dim >= rows_across_samples_below) {
+        for (std::size_t r = 0; r < rows; ++r)
+            fill_normal_simd<Arch>(std::span<float>(out + r * dim, dim), seed,
+                                   static_cast<std::uint32_t>(first_sample + r), step, first);
+        return;
+    }
+    using ub = xsimd::batch<std::uint32_t, Arch>;
+    constexpr std::size_t w = ub::size;
+    static_assert(w <= 64, "lane_iota holds 64 lanes");
+    // The blocks the elements [first, first + dim) use (at most 2 groups of
+    // 16 blocks), with the row position of each of their 4 words (or none).
+    struct needed_block {
+        std::uint64_t block;
+        std::size_t at[4]; // position in the row of word j's element; dim = not wanted
+    };
+    needed_block needed[2 * noise_group_blocks];
+    std::size_t count = 0;
+    const std::uint64_t end = first + dim;
+    for (std::uint64_t g = first / noise_group_elements; g <= (end - 1) / noise_group_elements; ++g) {
+        for (std::uint64_t l = 0; l < noise_group_blocks; ++l) {
+            needed_block nb{g * noise_group_blocks + l, {dim, dim, dim, dim}};
+            bool any = false;
+            for (unsigned j = 0; j < 4; ++j) {
+                const std::uint64_t e = g * noise_group_elements + l + noise_group_blocks * j; // element_of(block, j)
+                if (e >= first && e < end) {
+                    nb.at[j] = static_cast<std::size_t>(e - first);
+                    any = true;
+                }
+            }
+            if (any) needed[count++] = nb;
+        }
+    }
+    const philox4x32_key key = noise_key(seed);
+    const ub lanes = ub::load_unaligned(lane_iota);
+    const ub steps(step);
+    alignas(64) float tmp[w];
+    for (std::size_t r = 0; r < rows; r += w) {
+        const std::size_t live = std::min(w, rows - r);
+        const ub samples = ub(static_cast<std::uint32_t>(first_sample + r)) + lanes; // wraps like first_sample + r
+        float* const row0 = out + r * dim;
+        for (std::size_t k = 0; k < count; ++k) {
+            const needed_block& nb = needed[k];
+            const philox4x32_batch<Arch> c{{ub(static_cast<std::uint32_t>(nb.block)),
+                                            ub(static_cast<std::uint32_t>(nb.block >> 32)), samples, steps}};
+            const philox4x32_batch<Arch> words = philox4x32_10(c, key);
+            for (unsigned pair = 0; pair < 4; pair += 2) {
+                if (nb.at[pair] == dim && nb.at[pair + 1] == dim) continue;
+                const normal_pair_batch<Arch> z = box_muller(words.w[pair], words.w[pair + 1]);
+                for (unsigned j = pair; j < pair + 2; ++j) {
+                    if (nb.at[j] == dim) continue;
+                    (j == pair ? z.z0 : z.z1).store_aligned(tmp);
+                    float* dst = row0 + nb.at[j];
+                    for (std::size_t lane = 0; lane < live; ++lane) dst[lane * dim] = tmp[lane];
+                }
+            }
+        }
+    }
+}
+
+} // namespace detail
+
+/// fill_normal_rows at an explicit xsimd arch (bit-identical to the scalar
+/// reference on every arch).
+/// @throws ddpm::invalid_argument when out.size() is not a multiple of dim.
+template <class Arch = xsimd::default_arch>
+inline void fill_normal_rows_simd(std::span<float> out, std::size_t dim, std::uint64_t seed,
+                                  std::uint32_t first_sample, std::uint32_t step, std::uint64_t element_offset = 0) {
+    const std::size_t rows = detail::rows_of("ddpm::random::fill_normal_rows_simd", out.size(), dim);
+    detail::fill_rows_simd<Arch>(out.data(), rows, dim, seed, first_sample, step, element_offset);
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -333,13 +471,17 @@ struct fill_table {
     /// arch: below one 64-element group it is faster than a SIMD fill, and its
     /// std::fma is one instruction instead of a libm call.
     fill_fn normal_small = nullptr;
+    using rows_fn = void (*)(float*, std::size_t, std::size_t, std::uint64_t, std::uint32_t, std::uint32_t,
+                             std::uint64_t) noexcept;
+    /// fill_rows_simd: a rows × dim tile (fill_normal_rows).
+    rows_fn normal_rows = nullptr;
 };
 
 /// The fill_table of `Arch` (instantiated by the arch files only), with
 /// `small` as normal_small.
 template <class Arch>
 constexpr fill_table make_fill_table(fill_table::fill_fn small) noexcept {
-    return {&fill_normal_simd<Arch>, &fill_uniform_simd<Arch>, small};
+    return {&fill_normal_simd<Arch>, &fill_uniform_simd<Arch>, small, &fill_rows_simd<Arch>};
 }
 
 } // namespace detail
@@ -369,6 +511,37 @@ inline void fill_uniform(std::span<float> out, std::uint64_t seed, std::uint32_t
 #else
     fill_uniform_scalar(out, seed, sample, step, element_offset);
 #endif
+}
+
+namespace detail {
+
+/// fill_normal_rows without the size check: the dispatched SIMD tile when
+/// xsimd is available, else the scalar one (kernels call this per tile).
+inline void fill_rows(float* out, std::size_t rows, std::size_t dim, std::uint64_t seed, std::uint32_t first_sample,
+                      std::uint32_t step, std::uint64_t first) noexcept {
+#if DDPM_HAS_XSIMD
+    if (const auto* t = dispatch::table_nothrow<fill_table>(); t != nullptr && t->normal_rows != nullptr)
+        t->normal_rows(out, rows, dim, seed, first_sample, step, first);
+    else
+        fill_rows_simd<xsimd::default_arch>(out, rows, dim, seed, first_sample, step, first);
+#else
+    fill_rows_scalar(out, rows, dim, seed, first_sample, step, first);
+#endif
+}
+
+} // namespace detail
+
+/// A tile of rows: row r of `out` (dim values each, row-major) gets
+/// out[r·dim + k] = normal_at(seed, first_sample + r, step, element_offset + k),
+/// bit for bit the per-row fill_normal of each row. For short rows (dim < 64)
+/// it vectorises across samples (see detail::fill_rows_simd), so B samples of
+/// D elements cost about B·D Philox lanes instead of B whole 64-element groups.
+/// @throws ddpm::invalid_argument when out.size() is not a multiple of dim
+///         (nothing is written).
+inline void fill_normal_rows(std::span<float> out, std::size_t dim, std::uint64_t seed, std::uint32_t first_sample,
+                             std::uint32_t step, std::uint64_t element_offset = 0) {
+    const std::size_t rows = detail::rows_of("ddpm::random::fill_normal_rows", out.size(), dim);
+    detail::fill_rows(out.data(), rows, dim, seed, first_sample, step, element_offset);
 }
 
 namespace detail {

@@ -22,6 +22,13 @@
 //   5. step_at(i, out, x, z, x_next, x̂_0, …[, state]) — one fused pass;
 //   6. swap x and x_next, notify the observer (i, t_i, x, x̂_0).
 //
+// x̂_0 is stored only when something reads it: an observer (decided at
+// compile time: ddpm::no_observer reads nothing), or a Chain that declares
+// `static constexpr bool reads_x0 = true`. Otherwise step_at gets an empty
+// x̂_0 span and no x̂_0 buffer is allocated; every step_at accepts that (a
+// dynamic threshold forms its x̂_0 rows in step_scratch). The workspace is
+// 64-byte aligned (core/aligned.hpp).
+//
 // A scheduler (the `Chain`) provides
 //
 //   using value_type = T;
@@ -43,6 +50,7 @@
 //                             const execution& exec) const;   // the network sees `in`
 //   using state_type = …;            // per-run multistep state (history of x̂_0 /
 //   state_type make_state(std::size_t batch, std::size_t dim) const;  // derivatives, …)
+//   static constexpr bool reads_x0 = true; // step_at needs the x̂_0 it wrote earlier
 //   std::size_t refinements() const; // implicit steps (DDIM inversion), see run_chain
 //   void refine_at(…) const;
 //
@@ -53,6 +61,7 @@
 #pragma once
 
 #include "ddpm/buffer.hpp"
+#include "ddpm/core/aligned.hpp"
 #include "ddpm/core/overlap.hpp"
 #include "ddpm/core/p_mean_variance.hpp"
 #include "ddpm/denoiser.hpp"
@@ -182,37 +191,69 @@ struct step_scratch {
     std::vector<kernels::ddim_coefficients<T>> ddim;
     std::vector<kernels::x0_clip<T>> clips;
     std::vector<kernels::sigma_step_coefficients<T>> sigma; ///< the Euler family
-    std::vector<T> threshold; // 2·D: |x̂_0| and a selection buffer
+    /// 3·D: |x̂_0| and a selection buffer, then one sample's x̂_0 when the
+    /// step keeps no x̂_0 buffer.
+    std::vector<T> threshold;
 
     void resize(std::size_t batch, std::size_t dim) {
         ddpm.resize(batch);
         ddim.resize(batch);
         sigma.resize(batch);
         clips.resize(batch);
-        threshold.resize(2 * dim);
+        threshold.resize(3 * dim);
     }
 };
 
-/// Scratch of a sampling run, sized once before the loop.
+/// Resizes `v` to n values; an allocation failure names `where`, "the sampler
+/// workspace's <what>" and the size.
+template <class V>
+void resize_buffer(std::string_view where, const char* what, V& v, std::size_t n) {
+    guard_allocation_with(
+        where,
+        [&] {
+            return std::string("the sampler workspace's ") + what + " (" + std::to_string(n) + " values of " +
+                   std::to_string(sizeof(typename V::value_type)) + " bytes)";
+        },
+        [&] { v.resize(n); });
+}
+
+/// Scratch of a sampling run, sized once before the loop. The B·D buffers are
+/// 64-byte aligned; x0 is empty when nothing reads x̂_0, noise when the noise
+/// is drawn inside the kernels (counter_noise).
 template <class T>
 struct chain_workspace {
-    std::vector<T> x, x_next, model_in, model_out, x0, noise;
+    aligned_vector<T> x, x_next, model_in, model_out, x0, noise;
     std::vector<timestep_t> timesteps;
     std::vector<T> real_timesteps;
     step_scratch<T> step;
 
-    void resize(std::size_t batch, std::size_t dim, std::size_t out_channels, bool noise_buffer,
-                bool scaled_input = false) {
-        const std::size_t n = batch * dim;
-        x.resize(n);
-        x_next.resize(n);
-        model_in.resize(scaled_input ? n : 0);
-        model_out.resize(n * out_channels);
-        x0.resize(n);
-        noise.resize(noise_buffer ? n : 0);
-        timesteps.resize(batch);
-        real_timesteps.resize(batch);
-        step.resize(batch, dim);
+    /// @throws ddpm::allocation_error naming `where` and the buffer that
+    ///         could not be allocated (B·D too large for this machine).
+    void resize(std::string_view where, batch_shape shape, std::size_t out_channels, bool noise_buffer,
+                bool scaled_input, bool x0_buffer) {
+        const std::size_t n = shape.batch * shape.dim;
+        if (out_channels != 0 && n > std::numeric_limits<std::size_t>::max() / out_channels)
+            DDPM_THROW(ddpm::allocation_error(std::string(where) +
+                                              ": cannot allocate the sampler workspace's network output (" +
+                                              std::to_string(out_channels) + " x " + std::to_string(n) +
+                                              " values overflow std::size_t)"));
+        resize_buffer(where, "state x", x, n);
+        resize_buffer(where, "next state", x_next, n);
+        resize_buffer(where, "network input", model_in, scaled_input ? n : 0);
+        resize_buffer(where, "network output", model_out, n * out_channels);
+        resize_buffer(where, "x0_hat", x0, x0_buffer ? n : 0);
+        resize_buffer(where, "noise buffer", noise, noise_buffer ? n : 0);
+        guard_allocation_with(
+            where,
+            [&] {
+                return "the sampler workspace's per-sample scratch (B = " + std::to_string(shape.batch) +
+                       ", D = " + std::to_string(shape.dim) + ")";
+            },
+            [&] {
+                timesteps.resize(shape.batch);
+                real_timesteps.resize(shape.batch);
+                step.resize(shape.batch, shape.dim);
+            });
     }
 };
 
@@ -227,13 +268,32 @@ inline constexpr bool continuous_timesteps_v = [] {
 template <class Chain>
 using model_timestep_t = std::remove_cvref_t<decltype(std::declval<const Chain&>().model_timestep(std::size_t{}))>;
 
+/// Does the Chain's step_at read an x̂_0 it stored earlier (so the loop must
+/// keep an x̂_0 buffer even without an observer)?
+template <class Chain>
+inline constexpr bool chain_reads_x0_v = [] {
+    if constexpr (requires { Chain::reads_x0; }) return static_cast<bool>(Chain::reads_x0);
+    else return false;
+}();
+
 /// A scheduler without per-run state.
 struct no_state {};
 
+/// The scheduler's per-run state; an allocation failure in make_state becomes
+/// ddpm::allocation_error naming `where` and the shape.
 template <class Chain>
-auto make_run_state(const Chain& chain, std::size_t batch, std::size_t dim) {
-    if constexpr (requires { chain.make_state(batch, dim); }) return chain.make_state(batch, dim);
-    else return no_state{};
+auto make_run_state(std::string_view where, const Chain& chain, std::size_t batch, std::size_t dim) {
+    if constexpr (requires { chain.make_state(batch, dim); }) {
+        return guard_allocation_with(
+            where,
+            [&] {
+                return "the scheduler's per-run state for B = " + std::to_string(batch) + " samples of D = " +
+                       std::to_string(dim) + " values";
+            },
+            [&] { return chain.make_state(batch, dim); });
+    } else {
+        return no_state{};
+    }
 }
 
 /// The buffers of a single-step call (the schedulers' step()), viewed and
@@ -374,8 +434,10 @@ std::size_t run_chain(std::string_view where, const Chain& chain, Model& model, 
     };
     const batch_shape shape = run_shape(where, out.size(), opt.batch);
     constexpr bool fused_noise = stream_noise_source<Noise>;
-    ws.resize(shape.batch, shape.dim, chain.output_channels(), !fused_noise, scaled_input);
-    auto state = make_run_state(chain, shape.batch, shape.dim);
+    // x̂_0 is stored only for a reader: the observer, or a Chain that reads it back.
+    constexpr bool keep_x0 = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer> || chain_reads_x0_v<Chain>;
+    ws.resize(where, shape, chain.output_channels(), !fused_noise, scaled_input, keep_x0);
+    auto state = make_run_state(where, chain, shape.batch, shape.dim);
 
     if (opt.start_from_input) {
         std::copy(out.begin(), out.end(), ws.x.begin());

@@ -259,7 +259,7 @@ void ddim_step_kernel(const clip_options& clip, Coef&& coef, std::span<const T> 
 /// assumes ε̂(x_prev, t) ≈ ε̂(x_t, t), which is first-order accurate; calling it
 /// again with the network evaluated on the new x_t (x_eps = that x_t) is a
 /// fixed-point iteration towards the exact inverse of the sampling step.
-/// `next` may alias `x_eps`.
+/// `next` may alias `x_eps`; `x0` may be empty (x̂_0 not kept).
 template <class T>
 void ddim_invert_kernel(const ddim_coefficients<T>& c, std::span<const T> out, std::span<const T> x_eps,
                         std::span<const T> x, std::span<T> next, std::span<T> x0, std::size_t batch, std::size_t dim,
@@ -271,13 +271,13 @@ void ddim_invert_kernel(const ddim_coefficients<T>& c, std::span<const T> out, s
         const T* o = out.data() + b * stride;
         const T* eb = x_eps.data() + b * dim;
         const T* xb = x.data() + b * dim;
-        T* x0b = x0.data() + b * dim;
+        T* x0b = x0.empty() ? nullptr : x0.data() + b * dim;
         T* nb = next.data() + b * dim;
         for (std::size_t i = 0; i < dim; ++i) {
             const T xe = eb[i];
             const T eps = kernels::scalar::ddim_eps(k, xe, o[i], predict_x0(c.x0, xe, o[i]));
             const T xhat = (xb[i] - c.sqrt_one_minus_alpha_prev * eps) / c.coef_x0;
-            x0b[i] = xhat;
+            if (x0b) x0b[i] = xhat;
             nb[i] = c.sqrt_alpha_t * xhat + c.sqrt_one_minus_alpha_t * eps;
         }
     }

@@ -82,8 +82,9 @@ namespace detail {
 
 /// The fused-kernel clip bounds of a step (kernels::x0_clip per sample), or
 /// an empty span for no clipping. Dynamic thresholding first forms x̂_0 (into
-/// `x0`) to find each sample's scale s; the kernel then clamps to [−s, s] and
-/// divides by s, as diffusers' _threshold_sample does.
+/// `x0`, or a scratch row when `x0` is empty: nobody reads it) to find each
+/// sample's scale s; the kernel then clamps to [−s, s] and divides by s, as
+/// diffusers' _threshold_sample does.
 template <class T, class X0Of>
 std::span<const kernels::x0_clip<T>> step_clips(const clip_options& clip, X0Of&& x0_of, std::span<T> x0,
                                                 std::size_t batch, std::size_t dim, step_scratch<T>& scratch) {
@@ -95,9 +96,10 @@ std::span<const kernels::x0_clip<T>> step_clips(const clip_options& clip, X0Of&&
         break;
     case clip_options::mode::dynamic_threshold:
         for (std::size_t b = 0; b < batch; ++b) {
-            const auto row = x0.subspan(b * dim, dim);
+            const auto work = std::span<T>(scratch.threshold);
+            const auto row = x0.empty() ? work.subspan(2 * dim, dim) : x0.subspan(b * dim, dim);
             x0_of(b, row);
-            const T s = dynamic_threshold_scale<T>(clip, std::span<const T>(row), std::span<T>(scratch.threshold));
+            const T s = dynamic_threshold_scale<T>(clip, std::span<const T>(row), work.first(2 * dim));
             scratch.clips[b] = {true, s, s};
         }
         break;
