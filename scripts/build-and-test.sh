@@ -69,7 +69,7 @@ run_part() {
     local o1="-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
     case "$part" in
     plain | plain-nofuzz)
-        mode_args=(-DCMAKE_BUILD_TYPE=Release "-DDDPM_TEST_AREAS=${DDPM_TEST_AREAS:-}")
+        mode_args=(-DCMAKE_BUILD_TYPE=Release "-DDDPM_TEST_AREAS=${DDPM_TEST_AREAS:-}" -DDDPM_EXAMPLES=)
         if [ "$part" = plain-nofuzz ]; then
             mode_args+=(-DDDPM_BUILD_FUZZ=OFF)
         else
