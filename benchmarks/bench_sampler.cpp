@@ -57,3 +57,16 @@ BENCHMARK(ddpm_loop)
     ->ArgNames({"B", "D", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// Cost per element against D at a fixed B·D = 49,152 (16 images of 3×32×32
+// down to 24,576 2-D points), one thread: issue 12 asks D = 2 within 3× of D = 3072.
+BENCHMARK(ddpm_loop)
+    ->Name("ddpm_loop_fixed_BD")
+    ->Args({24'576, 2, 1})
+    ->Args({3'072, 16, 1})
+    ->Args({768, 64, 1})
+    ->Args({192, 256, 1})
+    ->Args({16, 3072, 1})
+    ->ArgNames({"B", "D", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
