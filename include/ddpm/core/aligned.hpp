@@ -47,7 +47,7 @@ struct aligned_allocator {
         if (n > max_size()) throw std::length_error("ddpm::aligned_allocator: more bytes than one object may hold");
         return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{Align}));
     }
-    void deallocate(T* p, std::size_t n) noexcept { ::operator delete(p, n * sizeof(T), std::align_val_t{Align}); }
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{Align}); }
 
     template <class U>
     friend constexpr bool operator==(const aligned_allocator&, const aligned_allocator<U, Align>&) noexcept {
