@@ -244,30 +244,6 @@ DDPM_FORCEINLINE const T* chunk_noise(const step_noise<T>& noise, bool wanted, s
     return nullptr;
 }
 
-/// The counter-stream noise of a tile into `buf` when any of its rows wants
-/// it (wants(r)); buffer noise and none need nothing here.
-template <class T, class Wants>
-DDPM_FORCEINLINE void tile_noise(const step_noise<T>& noise, Wants&& wants, std::size_t row, std::size_t rows,
-                                 std::size_t first, std::size_t n, T* buf, backend bk) noexcept {
-    if (noise.source != step_noise<T>::kind::stream) return;
-    for (std::size_t r = row; r < row + rows; ++r)
-        if (wants(r)) {
-            draw_tile<T>(noise.stream, row, rows, first, n, buf, bk);
-            return;
-        }
-}
-
-/// The noise of row r inside a tile that starts at `row`: the tile buffer
-/// (tile_noise), the caller's buffer, or none.
-template <class T>
-DDPM_FORCEINLINE const T* row_noise(const step_noise<T>& noise, bool wanted, std::size_t row, std::size_t r,
-                                    std::size_t dim, std::size_t first, std::size_t n, const T* buf) noexcept {
-    if (!wanted) return nullptr;
-    if (noise.source == step_noise<T>::kind::stream) return buf + (r - row) * n;
-    if (noise.source == step_noise<T>::kind::buffer) return noise.buffer.data() + r * dim + first;
-    return nullptr;
-}
-
 template <class T, std::size_t K>
 [[nodiscard]] bool same_row(const combine_coefficients<T, K>& a, const combine_coefficients<T, K>& b) noexcept {
     static_assert(sizeof(combine_coefficients<T, K>) == sizeof(std::array<T, K + 1>),
@@ -313,7 +289,10 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
         // Consecutive rows with the same coefficients are one range call.
         detail::for_each_run(
             row, tile_rows,
-            [&](std::size_t r, std::size_t q) { return detail::rows_may_share_calls<T>(bk, dispatched != nullptr, n) && detail::same_row(coefficients[r], coefficients[q]); },
+            [&](std::size_t r, std::size_t q) {
+                return detail::rows_may_share_calls<T>(bk, dispatched != nullptr, n) &&
+                       detail::same_row(coefficients[r], coefficients[q]);
+            },
             [&](std::size_t r, std::size_t k) {
                 const auto& c = coefficients[r];
                 const std::size_t off = r * dim + first, len = k * n;
@@ -375,7 +354,8 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
         detail::for_each_run(
             row, tile_rows,
             [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 &&
+                       detail::same_row(coefficients[r], coefficients[q]);
             },
             [&](std::size_t r, std::size_t k) {
                 const auto& c = coefficients[r];

@@ -262,6 +262,30 @@ DDPM_FORCEINLINE void draw_tile(const noise_stream& ns, std::size_t row, std::si
         for (std::size_t i = 0; i < rows * count; ++i) out[i] = static_cast<T>(tmp[i]);
 }
 
+/// The counter-stream noise of a tile into `buf` when any of its rows wants
+/// it (wants(r)); buffer noise and none need nothing here.
+template <class T, class Wants>
+DDPM_FORCEINLINE void tile_noise(const step_noise<T>& noise, Wants&& wants, std::size_t row, std::size_t rows,
+                                 std::size_t first, std::size_t n, T* buf, backend bk) noexcept {
+    if (noise.source != step_noise<T>::kind::stream) return;
+    for (std::size_t r = row; r < row + rows; ++r)
+        if (wants(r)) {
+            draw_tile<T>(noise.stream, row, rows, first, n, buf, bk);
+            return;
+        }
+}
+
+/// The noise of row r inside a tile that starts at `row`: the tile buffer
+/// (tile_noise), the caller's buffer, or none.
+template <class T>
+DDPM_FORCEINLINE const T* row_noise(const step_noise<T>& noise, bool wanted, std::size_t row, std::size_t r,
+                                    std::size_t dim, std::size_t first, std::size_t n, const T* buf) noexcept {
+    if (!wanted) return nullptr;
+    if (noise.source == step_noise<T>::kind::stream) return buf + (r - row) * n;
+    if (noise.source == step_noise<T>::kind::buffer) return noise.buffer.data() + r * dim + first;
+    return nullptr;
+}
+
 template <class T>
 DDPM_HOST_DEVICE DDPM_FORCEINLINE T clip_x0(T x0, const x0_clip<T>& c) noexcept {
     return scalar::clamp(x0, -c.bound, c.bound) / c.divisor;
@@ -642,7 +666,8 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
         detail::for_each_run(
             row, rows,
             [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) &&
+                       detail::same_bits(b[r], b[q]);
             },
             [&](std::size_t r, std::size_t k) {
                 const std::size_t off = r * dim + first, len = k * n;
@@ -670,7 +695,8 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
         detail::for_each_run(
             row, rows,
             [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) && detail::same_bits(b[r], b[q]);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) &&
+                       detail::same_bits(b[r], b[q]);
             },
             [&](std::size_t r, std::size_t k) {
                 const std::size_t off = r * dim + first, len = k * n;
@@ -716,26 +742,20 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
     };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        if (noise.source == step_noise<T>::kind::stream) {
-            bool any = false;
-            for (std::size_t r = row; r < row + tile_rows && !any; ++r) any = wants_noise(r);
-            if (any) detail::draw_tile<T>(noise.stream, row, tile_rows, first, n, z, bk);
-        }
+        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
         // Rows with the same coefficients and clipping (one timestep for the
         // batch) are one range call; a learned variance interleaves its
         // channels per row, so those rows go one by one.
         detail::for_each_run(
             row, tile_rows,
             [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
-                       detail::same_clip(clips, r, q);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 &&
+                       detail::same_row(coefficients[r], coefficients[q]) && detail::same_clip(clips, r, q);
             },
             [&](std::size_t r, std::size_t k) {
                 const auto& c = coefficients[r];
                 const std::size_t off = r * dim + first, len = k * n;
-                const T* zp = nullptr;
-                if (wants_noise(r))
-                    zp = noise.source == step_noise<T>::kind::stream ? z + (r - row) * n : noise.buffer.data() + off;
+                const T* zp = detail::row_noise(noise, wants_noise(r), row, r, dim, first, n, z);
                 const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[r];
                 const T* out = model_output.data() + r * channels * dim + first;
                 const T* var = channels == 2 ? out + dim : nullptr;
@@ -788,23 +808,17 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
     };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        if (noise.source == step_noise<T>::kind::stream) {
-            bool any = false;
-            for (std::size_t r = row; r < row + tile_rows && !any; ++r) any = wants_noise(r);
-            if (any) detail::draw_tile<T>(noise.stream, row, tile_rows, first, n, z, bk);
-        }
+        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
         detail::for_each_run(
             row, tile_rows,
             [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 && detail::same_row(coefficients[r], coefficients[q]) &&
-                       detail::same_clip(clips, r, q);
+                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 &&
+                       detail::same_row(coefficients[r], coefficients[q]) && detail::same_clip(clips, r, q);
             },
             [&](std::size_t r, std::size_t k) {
                 const auto& c = coefficients[r];
                 const std::size_t off = r * dim + first, len = k * n;
-                const T* zp = nullptr;
-                if (wants_noise(r))
-                    zp = noise.source == step_noise<T>::kind::stream ? z + (r - row) * n : noise.buffer.data() + off;
+                const T* zp = detail::row_noise(noise, wants_noise(r), row, r, dim, first, n, z);
                 const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[r];
                 T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
                 const T* out = model_output.data() + r * channels * dim + first;
