@@ -131,15 +131,15 @@ DDPM_FORCEINLINE void store_v(T* p, V v) noexcept {
 
 /// Runs body.template operator()<V>(i) over [0, n): with backend::simd and
 /// xsimd, a scalar head until `out` (the output the body writes) reaches the
-/// alignment of a SIMD register (fused.hpp's peel_to), batches of the SIMD
+/// alignment of a SIMD register (fused.hpp's peel_to; when Peel, see compile_time_peels), batches of the SIMD
 /// width, then a scalar tail.
-template <backend Bk, class T, class Arch, class Body>
+template <backend Bk, class T, class Arch, bool Peel, class Body>
 DDPM_FORCEINLINE void elementwise(std::size_t n, const T* out, Body&& body) noexcept {
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
         using batch = xsimd::batch<T, Arch>;
-        for (const std::size_t head = peel_to<sizeof(batch)>(out, n); i < head; ++i) body.template operator()<T>(i);
+        for (const std::size_t head = Peel ? peel_to<sizeof(batch)>(out, n) : 0; i < head; ++i) body.template operator()<T>(i);
         for (; i + batch::size <= n; i += batch::size) body.template operator()<batch>(i);
     }
 #else
@@ -148,11 +148,11 @@ DDPM_FORCEINLINE void elementwise(std::size_t n, const T* out, Body&& body) noex
     for (; i < n; ++i) body.template operator()<T>(i);
 }
 
-template <backend Bk, class T, std::size_t K, class Arch = default_simd_arch>
+template <backend Bk, class T, std::size_t K, class Arch = default_simd_arch, bool Peel = true>
 void combine_range(const std::array<const T*, K>& in, const T* z, T* out, std::size_t n,
                    const combine_coefficients<T, K>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
-    elementwise<Bk, T, Arch>(n, out, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch, Peel>(n, out, [&]<class V>(std::size_t i) {
         V acc = splat<V>(c.c[0]) * load_v<V>(in[0] + i);
         for (std::size_t k = 1; k < K; ++k) acc = acc + splat<V>(c.c[k]) * load_v<V>(in[k] + i);
         if (noisy) acc = acc + splat<V>(c.sigma) * load_v<V>(z + i);
@@ -160,11 +160,11 @@ void combine_range(const std::array<const T*, K>& in, const T* z, T* out, std::s
     });
 }
 
-template <backend Bk, sigma_x0_form F, class T, class Arch = default_simd_arch>
+template <backend Bk, sigma_x0_form F, class T, class Arch = default_simd_arch, bool Peel = true>
 void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, const T* z, T* next, T* x0_out,
                       T* d_out, std::size_t n, const sigma_step_coefficients<T>& c) noexcept {
     const bool noisy = z != nullptr && c.sigma_up != T(0);
-    elementwise<Bk, T, Arch>(n, next, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch, Peel>(n, next, [&]<class V>(std::size_t i) {
         const V xv = load_v<V>(x + i);
         V x0 = sigma_x0<F>(load_v<V>(o + i), xv, splat<V>(c.a), splat<V>(c.b));
         if (c.clip) x0 = clamp_v(x0, splat<V>(-c.clip_range), splat<V>(c.clip_range));
@@ -178,9 +178,9 @@ void sigma_step_range(const T* o, const T* x, const T* base, const T* d_prev, co
     });
 }
 
-template <backend Bk, output_form F, class T, class Arch = default_simd_arch>
+template <backend Bk, output_form F, class T, class Arch = default_simd_arch, bool Peel = true>
 void convert_range(const T* o, const T* x, T* y, std::size_t n, const output_coefficients<T>& c) noexcept {
-    elementwise<Bk, T, Arch>(n, y, [&]<class V>(std::size_t i) {
+    elementwise<Bk, T, Arch, Peel>(n, y, [&]<class V>(std::size_t i) {
         store_v(y + i, convert_element<F>(load_v<V>(o + i), load_v<V>(x + i), splat<V>(c.a), splat<V>(c.b), splat<V>(c.c)));
     });
 }
@@ -300,7 +300,8 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
                 std::array<const T*, K> in{};
                 for (std::size_t j = 0; j < K; ++j) in[j] = inputs[j].data() + off;
                 if (dispatched) dispatched(in, zp, x_next.data() + off, len, c);
-                else if (bk == backend::simd) detail::combine_range<backend::simd, T, K>(in, zp, x_next.data() + off, len, c);
+                else if (bk == backend::simd) detail::combine_range<backend::simd, T, K, detail::default_simd_arch, detail::compile_time_peels>(
+                    in, zp, x_next.data() + off, len, c);
                 else detail::combine_range<backend::scalar, T, K>(in, zp, x_next.data() + off, len, c);
             });
     });
@@ -371,7 +372,8 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
                 auto run = [&]<sigma_x0_form F>() {
                     if (table) table->sigma[static_cast<int>(F)](o, x, base, dp, zp, next, x0, d, len, c);
                     else if (bk == backend::simd)
-                        detail::sigma_step_range<backend::simd, F>(o, x, base, dp, zp, next, x0, d, len, c);
+                        detail::sigma_step_range<backend::simd, F, T, detail::default_simd_arch, detail::compile_time_peels>(
+                            o, x, base, dp, zp, next, x0, d, len, c);
                     else detail::sigma_step_range<backend::scalar, F>(o, x, base, dp, zp, next, x0, d, len, c);
                 };
                 switch (c.form) {
@@ -405,7 +407,8 @@ void convert_output(std::span<const output_coefficients<T>> coefficients, std::s
         const T* o = model_output.data() + row * channels * dim + first;
         auto run = [&]<output_form F>() {
             if (table) table->convert[static_cast<int>(F)](o, x.data() + off, y.data() + off, n, c);
-            else if (bk == backend::simd) detail::convert_range<backend::simd, F>(o, x.data() + off, y.data() + off, n, c);
+            else if (bk == backend::simd) detail::convert_range<backend::simd, F, T, detail::default_simd_arch, detail::compile_time_peels>(
+                o, x.data() + off, y.data() + off, n, c);
             else detail::convert_range<backend::scalar, F>(o, x.data() + off, y.data() + off, n, c);
         };
         switch (c.form) {

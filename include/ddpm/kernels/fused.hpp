@@ -308,14 +308,24 @@ DDPM_FORCEINLINE std::size_t peel_to(const T* out, std::size_t n) noexcept {
     return std::min<std::size_t>((Align - mis) / sizeof(T), n);
 }
 
-template <backend Bk, class T, class Arch = default_simd_arch>
+/// Whether the range kernels peel when called from the compile-time SIMD
+/// path (the `Peel` parameter below). Not where the compiler may fuse
+/// multiply-adds (-march=native builds): there the scalar head may round
+/// differently from the SIMD body, so where the head ends — which depends on
+/// the buffer's address — would change the last bits, and a sample's values
+/// would depend on where its buffer lies (a batch split across buffers or
+/// processes would differ). The dispatched kernels (-ffp-contract=off) always
+/// peel: their scalar and SIMD paths give the same bits.
+inline constexpr bool compile_time_peels = !compile_time_may_fuse;
+
+template <backend Bk, class T, class Arch = default_simd_arch, bool Peel = true>
 void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noexcept {
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd) {
         using batch = xsimd::batch<T, Arch>;
         const batch va(a), vb(b);
-        for (const std::size_t head = peel_to<sizeof(batch)>(xt, n); i < head; ++i)
+        for (const std::size_t head = Peel ? peel_to<sizeof(batch)>(xt, n) : 0; i < head; ++i)
             xt[i] = scalar::q_sample(x0[i], z[i], a, b);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(x0 + i);
@@ -354,7 +364,7 @@ DDPM_FORCEINLINE void draw_at(const noise_stream& ns, std::size_t row, std::size
 /// and x_t = a·x_0 + b·ε computed from the same registers. The groups cut by
 /// the range's ends, double precision, and SIMD widths that do not divide 16
 /// take draw + forward_range. The same bits as draw + forward_range.
-template <backend Bk, class T, class Arch = default_simd_arch>
+template <backend Bk, class T, class Arch = default_simd_arch, bool Peel = true>
 void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n, const T* x0,
                           T* eps, T* xt, T a, T b) noexcept {
     std::size_t i = 0;
@@ -369,7 +379,7 @@ void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t f
         i = std::min(n, (group - first % group) % group); // up to the first whole group
         if (i > 0) {
             draw_at<Bk, Arch>(ns, row, first, i, eps);
-            forward_range<Bk, T, Arch>(x0, eps, xt, i, a, b);
+            forward_range<Bk, T, Arch, Peel>(x0, eps, xt, i, a, b);
         }
         for (; i + group <= n; i += group) {
             const std::uint64_t g = (first + i) / group;
@@ -387,7 +397,7 @@ void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t f
 #endif
     if (i < n) {
         draw_at<Bk, Arch>(ns, row, first + i, n - i, eps + i);
-        forward_range<Bk, T, Arch>(x0 + i, eps + i, xt + i, n - i, a, b);
+        forward_range<Bk, T, Arch, Peel>(x0 + i, eps + i, xt + i, n - i, a, b);
     }
 }
 
@@ -427,7 +437,8 @@ DDPM_FORCEINLINE T element_sigma(const reverse_coefficients<T>& c, T v) noexcept
 /// One row of the DDPM step (Algorithm 2, line 4, written as μ̃(x̂_0, x_t) + σ z):
 /// x̂_0 from the output, clip, posterior mean, + σ z. `var` is the variance
 /// channel (learned types), `z` null for no noise, `x0_out` null if unwanted.
-template <backend Bk, x0_form Form, bool Clip, step_variance V, class T, class Arch = default_simd_arch>
+template <backend Bk, x0_form Form, bool Clip, step_variance V, class T, class Arch = default_simd_arch,
+          bool Peel = true>
 void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const reverse_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr; // the caller passes no noise on the final step
@@ -445,7 +456,7 @@ void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, 
         using batch = xsimd::batch<T, Arch>;
         const batch a(c.x0_a), b(c.x0_b), c1(c.mean_coef_x0), c2(c.mean_coef_xt), sigma(c.noise_scale);
         const batch bound(clip.bound), divisor(clip.divisor);
-        for (const std::size_t head = peel_to<sizeof(batch)>(x_prev, n); i < head; ++i) one(i);
+        for (const std::size_t head = Peel ? peel_to<sizeof(batch)>(x_prev, n) : 0; i < head; ++i) one(i);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(xt + i);
             batch x0 = predict_x0_batch<Form>(a, b, x, batch::load_unaligned(out + i));
@@ -461,7 +472,7 @@ void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, 
 }
 
 /// One row of the DDIM step (Song et al. 2021, eq. 12).
-template <backend Bk, x0_form Form, bool Clip, class T, class Arch = default_simd_arch>
+template <backend Bk, x0_form Form, bool Clip, class T, class Arch = default_simd_arch, bool Peel = true>
 void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std::size_t n,
                 const ddim_coefficients<T>& c, const x0_clip<T>& clip) noexcept {
     const bool noisy = z != nullptr && c.sigma != T(0);
@@ -480,7 +491,7 @@ void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std
         const batch a(c.x0_a), b(c.x0_b), ea(c.eps_a), eb(c.eps_b), ec(c.eps_c), cx(c.coef_x0), ce(c.coef_eps);
         const batch sigma(c.sigma);
         const batch bound(clip.bound), divisor(clip.divisor);
-        for (const std::size_t head = peel_to<sizeof(batch)>(x_prev, n); i < head; ++i) one(i);
+        for (const std::size_t head = Peel ? peel_to<sizeof(batch)>(x_prev, n) : 0; i < head; ++i) one(i);
         for (; i + batch::size <= n; i += batch::size) {
             const batch x = batch::load_unaligned(xt + i);
             const batch o = batch::load_unaligned(out + i);
@@ -655,7 +666,8 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
             T* e = eps.data() + off;
             T* y = xt.data() + off;
             if (table) table->forward_stream(ns, row, first, n, x, e, y, a[row], b[row]);
-            else if (bk == backend::simd) detail::forward_stream_range<backend::simd, T>(ns, row, first, n, x, e, y, a[row], b[row]);
+            else if (bk == backend::simd) detail::forward_stream_range<backend::simd, T, detail::default_simd_arch, detail::compile_time_peels>(
+                ns, row, first, n, x, e, y, a[row], b[row]);
             else detail::forward_stream_range<backend::scalar, T>(ns, row, first, n, x, e, y, a[row], b[row]);
             return;
         }
@@ -674,7 +686,8 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
                 if (table)
                     table->forward(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
                 else if (bk == backend::simd)
-                    detail::forward_range<backend::simd>(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
+                    detail::forward_range<backend::simd, T, detail::default_simd_arch, detail::compile_time_peels>(
+                        x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
                 else
                     detail::forward_range<backend::scalar>(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
             });
@@ -703,7 +716,8 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
                 if (table)
                     table->forward(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
                 else if (bk == backend::simd)
-                    detail::forward_range<backend::simd>(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
+                    detail::forward_range<backend::simd, T, detail::default_simd_arch, detail::compile_time_peels>(
+                        x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
                 else
                     detail::forward_range<backend::scalar>(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
             });
@@ -766,7 +780,8 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
                             table->ddpm[detail::form_index(F)][C](out, var, xt.data() + off, zp, x_prev.data() + off, x0p,
                                                                   len, c, clip);
                         else if (bk == backend::simd)
-                            detail::ddpm_range<backend::simd, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off,
+                            detail::ddpm_range<backend::simd, F, C, V, T, detail::default_simd_arch, detail::compile_time_peels>(
+                                out, var, xt.data() + off, zp, x_prev.data() + off,
                                                                        x0p, len, c, clip);
                         else
                             detail::ddpm_range<backend::scalar, F, C, V>(out, var, xt.data() + off, zp,
@@ -827,7 +842,8 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
                         table->ddim[detail::form_index(F)][C](out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c,
                                                               clip);
                     else if (bk == backend::simd)
-                        detail::ddim_range<backend::simd, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c,
+                        detail::ddim_range<backend::simd, F, C, T, detail::default_simd_arch, detail::compile_time_peels>(
+                            out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c,
                                                                 clip);
                     else
                         detail::ddim_range<backend::scalar, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, len,
