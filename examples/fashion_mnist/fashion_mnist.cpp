@@ -29,6 +29,7 @@
 // Usage: fashion_mnist [--small] [options]   (--help lists them)
 #include <ddpm/adapters/torch.hpp>
 #include <ddpm/ddpm.hpp>
+#include <ddpm/guidance.hpp>
 
 #include "common/plot.hpp"
 #include "common/png.hpp"
@@ -94,6 +95,11 @@ struct options {
     long fid_ddpm_samples = 100;
     std::string fid_rows = "ddpm:1000,ddim:50,ddim:20,dpm:20,dpm:10,unipc:10,euler:20,heun:10";
     double fid_max = 0; // > 0: exit 1 when a sampler's FID exceeds it
+    bool classes = false;              // --classes: class-conditional U-Net, trained with label dropout
+    std::filesystem::path resume_from; // --resume-from DIR: start from DIR's weights (fine-tune), iteration 0
+    double label_dropout = 0.1;        // --label-dropout P: a training label becomes null_label with probability P
+    double guidance = 3;               // --guidance W: classifier-free guidance scale of the class grid
+    std::string guidance_scales = "0,1,3,5"; // --guidance-scales: the rows of the conditional FID table
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -194,6 +200,7 @@ struct run_state {
     std::int64_t channels = 0;
     bool attention = true;
     std::uint64_t seed = 0;
+    bool classes = false; // class-conditional network (fmnist::unet_config::classes)
 };
 
 void save_checkpoint(const std::filesystem::path& dir, fmnist::UNet& model, fmnist::UNet& ema,
@@ -204,7 +211,7 @@ void save_checkpoint(const std::filesystem::path& dir, fmnist::UNet& model, fmni
     torch::save(optimiser, (dir / "optimizer.pt").string());
     std::ofstream f(dir / "state.txt");
     f << "iteration " << s.iteration << "\nchannels " << s.channels << "\nattention " << (s.attention ? 1 : 0)
-      << "\nseed " << s.seed << "\n";
+      << "\nseed " << s.seed << "\nclasses " << (s.classes ? 1 : 0) << "\n";
     if (!f) throw std::runtime_error("cannot write " + (dir / "state.txt").string());
 }
 
@@ -213,15 +220,17 @@ run_state read_state(const std::filesystem::path& dir) {
     if (!f) throw std::runtime_error("no checkpoint at " + dir.string() + " (state.txt missing)");
     run_state s;
     std::string key;
-    int att = 1;
+    int att = 1, classes = 0;
     while (f >> key) {
         if (key == "iteration") f >> s.iteration;
         else if (key == "channels") f >> s.channels;
         else if (key == "attention") f >> att;
         else if (key == "seed") f >> s.seed;
+        else if (key == "classes") f >> classes;
         else throw std::runtime_error("unknown key '" + key + "' in " + (dir / "state.txt").string());
     }
     s.attention = att != 0;
+    s.classes = classes != 0;
     return s;
 }
 
@@ -251,8 +260,10 @@ bool known_sampler(std::string_view name) {
 
 /// Samples `out` (B images) with sampler `name` at `steps` steps from the
 /// noise counter_noise(seed); returns the number of network calls.
-std::size_t run_sampler(std::string_view name, long steps, const ddpm::noise_schedule& schedule,
-                        ddpm::torch_denoiser& net, std::uint64_t seed, std::span<float> out) {
+/// `net` is a ddpm::torch_denoiser, or classifier-free guidance over one.
+template <class Net>
+std::size_t run_sampler(std::string_view name, long steps, const ddpm::noise_schedule& schedule, Net& net,
+                        std::uint64_t seed, std::span<float> out) {
     ddpm::model_options mo;
     mo.clip = ddpm::clip_options::clip(1.0); // images live in [−1, 1]
     const ddpm::sampler_options so{.batch = out.size() / D, .check_finite = true};
@@ -396,7 +407,16 @@ void usage(std::FILE* to) {
                  "  --fid-ddpm-samples N  samples for the 1000-step DDPM row (default 100; its own floors)\n"
                  "  --fid-rows LIST    sampler:steps,... (default ddpm:1000,ddim:50,ddim:20,dpm:20,dpm:10,\n"
                  "                     unipc:10,euler:20,heun:10)\n"
-                 "  --fid-max X        exit 1 when a row's FID exceeds X (a check)\n");
+                 "  --fid-max X        exit 1 when a row's FID exceeds X (a check)\n"
+                 "  --classes          class-conditional U-Net (class embedding, label 10 = none), trained with\n"
+                 "                     label dropout; sampling writes fashion_mnist_cfg.png (one row per class)\n"
+                 "                     with classifier-free guidance, --fid prints one row per guidance scale\n"
+                 "  --resume-from DIR  start training from DIR's model.pt at iteration 0 (a fine-tune; an\n"
+                 "                     unconditional checkpoint into --classes: the class embedding starts at zero)\n"
+                 "  --label-dropout P  probability of training on the null label (default 0.1)\n"
+                 "  --guidance W       guidance scale of the class grid (default 3; 0 = unconditional, 1 = conditional)\n"
+                 "  --guidance-scales LIST  the --fid rows of a conditional checkpoint (default 0,1,3,5;\n"
+                 "                     sampler --sampler, default dpm, at --steps, default 10)\n");
 }
 
 int run(const options& o) {
@@ -421,18 +441,32 @@ int run(const options& o) {
     // The paper's schedule: linear β from 1e-4 to 0.02 over T = 1000 steps.
     const ddpm::noise_schedule schedule{ddpm::schedule_config{.num_train_timesteps = T}};
 
-    run_state state{0, o.channels > 0 ? o.channels : (o.small ? 8 : 16), o.attention, o.seed};
-    if (o.resume || o.sample_only) {
-        const run_state saved = read_state(checkpoint);
+    run_state state{0, o.channels > 0 ? o.channels : (o.small ? 8 : 16), o.attention, o.seed, o.classes};
+    if (o.resume || o.sample_only || !o.resume_from.empty()) {
+        const run_state saved = read_state(o.resume_from.empty() ? checkpoint : o.resume_from);
         if (o.channels > 0 && o.channels != saved.channels)
             throw std::runtime_error("--channels " + std::to_string(o.channels) + " differs from the checkpoint's " +
                                      std::to_string(saved.channels));
         state = saved;
+        if (!o.resume_from.empty()) { // a fine-tune: iteration 0, conditional when asked
+            if (saved.classes && !o.classes)
+                throw std::runtime_error("--resume-from " + o.resume_from.string() +
+                                         ": a class-conditional checkpoint; pass --classes");
+            state.iteration = 0;
+            state.seed = o.seed;
+            state.classes = o.classes;
+        }
     }
-    const fmnist::unet_config cfg{.channels = state.channels, .groups = 8, .attention = state.attention};
+    const fmnist::unet_config cfg{
+        .channels = state.channels, .groups = 8, .attention = state.attention, .classes = state.classes};
     fmnist::UNet model(cfg), ema(cfg);
     torch::optim::AdamW optimiser(model->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(0.0));
-    if (o.resume || o.sample_only) {
+    if (!o.resume_from.empty()) { // both start from the raw weights of the checkpoint (model.pt)
+        fmnist::load_weights(model, (o.resume_from / "model.pt").string());
+        fmnist::load_weights(ema, (o.resume_from / "model.pt").string());
+        std::printf("fine-tuning from %s (model.pt)%s\n", o.resume_from.string().c_str(),
+                    o.classes ? " as a class-conditional network (class embedding starts at zero)" : "");
+    } else if (o.resume || o.sample_only) {
         if (!o.sample_only) {
             torch::load(ema, (checkpoint / "ema.pt").string());
             torch::load(model, (checkpoint / "model.pt").string());
@@ -455,6 +489,8 @@ int run(const options& o) {
         const auto t_load = std::chrono::steady_clock::now();
         const at::Tensor data = load_images(o.data, static_cast<std::size_t>(n_images));
         const auto N = static_cast<std::uint64_t>(data.size(0));
+        const at::Tensor data_labels =
+            cfg.classes ? load_labels(o.data, "train").slice(0, 0, data.size(0)) : at::Tensor();
         std::printf("Fashion-MNIST: %llu training images (%.1f s to load) from %s\n",
                     static_cast<unsigned long long>(N), seconds_since(t_load), o.data.string().c_str());
         write_grid(o.out / "fashion_mnist_data.png", "training images",
@@ -470,6 +506,7 @@ int run(const options& o) {
         const auto B = static_cast<std::size_t>(batch);
         at::Tensor x0 = torch::empty({batch, 1, side, side}), xt = torch::empty_like(x0), eps = torch::empty_like(x0);
         at::Tensor t_tensor = torch::empty({batch}, torch::kLong), w_tensor = torch::empty({batch});
+        at::Tensor y_tensor = torch::empty({batch}, torch::kLong); // labels (--classes)
         const std::span<ddpm::timestep_t> t(t_tensor.data_ptr<std::int64_t>(), B); // the tensor's memory
         std::vector<double> importance(B);
         std::vector<long> index(B);
@@ -483,11 +520,18 @@ int run(const options& o) {
             std::mt19937_64 rng(mix(o.seed, static_cast<std::uint64_t>(it)));
             for (std::size_t b = 0; b < B; ++b) index[b] = static_cast<long>(rng() % N); // bias < N / 2^64
             x0.copy_(data.index_select(0, torch::from_blob(index.data(), {batch}, torch::kLong)));
+            if (cfg.classes) { // the labels, each dropped to null_label with probability --label-dropout
+                auto* y = y_tensor.data_ptr<std::int64_t>();
+                for (std::size_t b = 0; b < B; ++b)
+                    y[b] = std::uniform_real_distribution<double>(0, 1)(rng) < o.label_dropout
+                               ? fmnist::null_label
+                               : data_labels[index[b]].item<std::int64_t>();
+            }
             timestep_sampler.sample(rng, t, importance);                         // t ~ Uniform{0..T−1}
             ddpm::q_sample(schedule, x0, t, ddpm::kernels::noise_stream{o.seed, static_cast<std::uint32_t>(it), 0},
                            xt, eps);                                             // x_t and ε, in the tensors
             ddpm::loss_weights(schedule, weighting, ddpm::prediction_type::epsilon, t, w_tensor); // 1, or min-SNR
-            const at::Tensor pred = model->forward(xt, t_tensor);
+            const at::Tensor pred = cfg.classes ? model->forward(xt, t_tensor, y_tensor) : model->forward(xt, t_tensor);
             const at::Tensor loss = (w_tensor * (pred - eps).pow(2).mean({1, 2, 3})).mean();
             optimiser.zero_grad();
             loss.backward();
@@ -539,6 +583,30 @@ int run(const options& o) {
     // ---- Sampling with the EMA weights (or a TorchScript module) -------------
     ddpm::torch_denoiser net = make_denoiser(o, sampled);
     const auto S = static_cast<std::size_t>(n_samples);
+    if (cfg.classes) { // a class grid: row k of class k, classifier-free guidance at scale --guidance
+        const long steps = o.steps > 0 ? o.steps : 10;
+        const std::string name = o.sampler.empty() ? "dpm" : o.sampler;
+        const long per_class = o.samples > 0 ? o.samples : (o.small ? 2 : 8);
+        const auto n = static_cast<std::int64_t>(per_class * fmnist::num_classes);
+        std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
+        for (std::int64_t i = 0; i < n; ++i) labels[static_cast<std::size_t>(i)] = i / per_class;
+        ddpm::classifier_free_guidance guided(net, labels, fmnist::null_label, o.guidance);
+        at::Tensor images = torch::empty({n, 1, side, side});
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::size_t nfe = run_sampler(name, steps, schedule, guided, o.seed + 1,
+                                            std::span<float>(images.data_ptr<float>(), static_cast<std::size_t>(n) * D));
+        const double sec = seconds_since(t0);
+        std::printf("\nsampled %lld images (%ld per class): %s %ld steps, guidance scale %g, %zu guided calls, %.2f s\n",
+                    static_cast<long long>(n), per_class, name.c_str(), steps, o.guidance, nfe, sec);
+        char title[96];
+        std::snprintf(title, sizeof title, "%s, guidance w = %g (rows: classes 0-9)", sampler_title(name, steps, nfe).c_str(),
+                      o.guidance);
+        write_grid(o.out / "fashion_mnist_cfg.png", title,
+                   std::span<const float>(images.data_ptr<float>(), static_cast<std::size_t>(n) * D),
+                   static_cast<int>(per_class), 2);
+        std::printf("total %.1f s\n", seconds_since(t_start));
+        return 0;
+    }
     if (!o.sampler.empty()) { // one grid with the chosen sampler
         const long steps = o.steps > 0 ? o.steps : 20;
         at::Tensor images = torch::empty({n_samples, 1, side, side});
@@ -672,8 +740,20 @@ int fid_table(const options& o) {
     torch::load(classifier, o.fid.string());
     const auto checkpoint = o.checkpoint.empty() ? o.out / "fashion_mnist_checkpoint" : o.checkpoint;
     const run_state state = read_state(checkpoint);
-    fmnist::UNet ema(fmnist::unet_config{.channels = state.channels, .groups = 8, .attention = state.attention});
+    fmnist::UNet ema(fmnist::unet_config{
+        .channels = state.channels, .groups = 8, .attention = state.attention, .classes = state.classes});
     if (o.torchscript.empty()) torch::load(ema, (checkpoint / (o.weights + ".pt")).string());
+    std::vector<double> scales; // a conditional network: one row per guidance scale
+    if (state.classes)
+        for (std::size_t pos = 0; pos < o.guidance_scales.size();) {
+            const std::size_t comma = std::min(o.guidance_scales.find(',', pos), o.guidance_scales.size());
+            const std::string item = o.guidance_scales.substr(pos, comma - pos);
+            double w = 0;
+            if (!parse_number(item.c_str(), w) || !std::isfinite(w))
+                throw std::runtime_error("--guidance-scales: bad item '" + item + "'; expected finite numbers");
+            scales.push_back(w);
+            pos = comma + 1;
+        }
     ddpm::torch_denoiser net = make_denoiser(o, ema);
     const ddpm::noise_schedule schedule{ddpm::schedule_config{.num_train_timesteps = T}};
 
@@ -721,6 +801,38 @@ int fid_table(const options& o) {
     }
     std::fflush(stdout);
     bool within = true;
+    if (state.classes) { // sample i has label i % 10; accuracy: the classifier's agreement with it
+        const std::string name = o.sampler.empty() ? "dpm" : o.sampler;
+        const long steps = o.steps > 0 ? o.steps : 10;
+        const std::int64_t n = o.fid_samples;
+        std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
+        for (std::int64_t i = 0; i < n; ++i) labels[static_cast<std::size_t>(i)] = i % fmnist::num_classes;
+        const at::Tensor label_tensor = torch::from_blob(labels.data(), {n}, torch::kLong).clone();
+        std::printf("\nclassifier-free guidance, %s %ld steps, out = uncond + w (cond - uncond): w = 0 unconditional, "
+                    "w = 1 conditional\n\n| %5s | %5s | %8s | %9s | %12s |\n|-------|-------|----------|-----------|"
+                    "--------------|\n",
+                    sampler_label(name).c_str(), steps, "w", "n", "FID", "accuracy", "s per image");
+        for (const double w : scales) {
+            at::Tensor images = torch::empty({n, 1, side, side});
+            const auto t0 = std::chrono::steady_clock::now();
+            const std::int64_t chunk = 100;
+            for (std::int64_t i = 0; i < n; i += chunk) {
+                const auto j = std::min(n, i + chunk);
+                ddpm::classifier_free_guidance guided(
+                    net, std::vector<std::int64_t>(labels.begin() + i, labels.begin() + j), fmnist::null_label, w);
+                run_sampler(name, steps, schedule, guided, mix(o.seed + 1, static_cast<std::uint64_t>(i / chunk)),
+                            std::span<float>(images.data_ptr<float>() + i * static_cast<std::int64_t>(D),
+                                             static_cast<std::size_t>(j - i) * D));
+            }
+            const double per_image = seconds_since(t0) / static_cast<double>(n);
+            const double d = fid(features_of(classifier, images), n);
+            within = within && (o.fid_max <= 0 || d <= o.fid_max);
+            std::printf("| %5g | %5lld | %8.3f | %9.4f | %12.4f |\n", w, static_cast<long long>(n), d,
+                        accuracy_of(classifier, quantised(images), label_tensor), per_image);
+            std::fflush(stdout);
+        }
+        rows.clear();
+    }
     for (const auto& [name, steps] : rows) {
         const std::int64_t n = name == "ddpm" && steps == T ? o.fid_ddpm_samples : o.fid_samples;
         at::Tensor images = torch::empty({n, 1, side, side});
@@ -765,6 +877,11 @@ int main(int argc, char** argv) {
         else if (a == "--resume") o.resume = true;
         else if (a == "--sample-only") o.sample_only = true;
         else if (a == "--no-attention") o.attention = false;
+        else if (a == "--classes") o.classes = true;
+        else if (a == "--resume-from" && has_value) o.resume_from = argv[++i];
+        else if (a == "--label-dropout" && has_value) ok = parse_number(argv[++i], o.label_dropout) && o.label_dropout >= 0 && o.label_dropout <= 1;
+        else if (a == "--guidance" && has_value) ok = parse_number(argv[++i], o.guidance) && std::isfinite(o.guidance);
+        else if (a == "--guidance-scales" && has_value) o.guidance_scales = argv[++i];
         else if (a == "--data" && has_value) o.data = argv[++i];
         else if (a == "--out" && has_value) o.out = argv[++i];
         else if (a == "--checkpoint" && has_value) o.checkpoint = argv[++i];

@@ -13,6 +13,12 @@
 //   28×28  up1                    dec1 = res([up, enc1] 3c→c)
 //          norm_out → SiLU → conv_out c→1 (initialised to zero: ε̂ = 0 at the start)
 //
+// Class-conditional variant (unet_config::classes): a class embedding
+// class_emb = Embedding(11, 4c) of the label y ∈ {0..9, 10 = no label} is added
+// to the time embedding. It starts at zero, so a conditional network that
+// loads an unconditional checkpoint (load_weights) computes exactly what the
+// unconditional one does, for every label, until it is fine-tuned.
+//
 // res(a→b): GroupNorm → SiLU → conv3×3 → + Linear(SiLU(temb)) per channel →
 // GroupNorm → SiLU → conv3×3, plus the input (through a 1×1 conv when a ≠ b).
 // Every GroupNorm has `groups` groups (c must be a multiple of it).
@@ -35,7 +41,13 @@ struct unet_config {
     std::int64_t channels = 32; ///< c: channels at 28×28 (2c below)
     std::int64_t groups = 8;    ///< GroupNorm groups
     bool attention = true;      ///< self-attention at 7×7
+    bool classes = false;       ///< class embedding: forward(x, t, labels)
 };
+
+/// Classes of Fashion-MNIST; the label `null_label` means "no label" (the
+/// unconditional model of classifier-free guidance).
+inline constexpr std::int64_t num_classes = 10;
+inline constexpr std::int64_t null_label = num_classes;
 
 /// Transformer-style sinusoidal embedding of the timesteps: (B,) → (B, dim),
 /// [cos(t ω_k), sin(t ω_k)] with ω_k = 10000^(−k/(dim/2)).
@@ -120,14 +132,33 @@ struct UNetImpl : torch::nn::Module {
         dec1 = register_module("dec1", ResBlock(3 * c, c, temb, g));
         norm_out = register_module("norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(g, c)));
         conv_out = register_module("conv_out", conv(c, 1));
+        if (cfg.classes) class_emb = register_module("class_emb", torch::nn::Embedding(num_classes + 1, temb));
         torch::NoGradGuard no_grad;
         conv_out->weight.zero_();
         conv_out->bias.zero_();
+        if (class_emb) class_emb->weight.zero_();
     }
 
     /// ε̂(x_t, t): x (B, 1, 28, 28), t (B,) 0-based timesteps (int64 or float).
-    at::Tensor forward(const at::Tensor& x, const at::Tensor& t) {
-        const auto emb = time2(torch::silu(time1(timestep_embedding(t, cfg.channels))));
+    at::Tensor forward(const at::Tensor& x, const at::Tensor& t) { return body(x, time_embedding(t)); }
+
+    /// ε̂(x_t, t, y): labels (B,) or (1,) int64 in 0..10 (10 = no label).
+    /// @throws std::invalid_argument when the network has no class embedding
+    ///         or a label is outside 0..10.
+    at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels) {
+        if (!class_emb) throw std::invalid_argument("fmnist::UNet: labels given to a network without --classes");
+        if (labels.numel() > 0 && (labels.min().item<std::int64_t>() < 0 || labels.max().item<std::int64_t>() > null_label))
+            throw std::invalid_argument("fmnist::UNet: labels in [" + std::to_string(labels.min().item<std::int64_t>()) +
+                                        ", " + std::to_string(labels.max().item<std::int64_t>()) +
+                                        "]; expected 0..9, or 10 for no label");
+        return body(x, time_embedding(t) + class_emb(labels.to(torch::kLong)));
+    }
+
+    at::Tensor time_embedding(const at::Tensor& t) {
+        return time2(torch::silu(time1(timestep_embedding(t, cfg.channels))));
+    }
+
+    at::Tensor body(const at::Tensor& x, const at::Tensor& emb) {
         const auto upsample = [](const at::Tensor& h) {
             return torch::upsample_nearest2d(h, {2 * h.size(2), 2 * h.size(3)});
         };
@@ -150,7 +181,29 @@ struct UNetImpl : torch::nn::Module {
         dec1{nullptr};
     Attention attn{nullptr};
     torch::nn::GroupNorm norm_out{nullptr};
+    torch::nn::Embedding class_emb{nullptr};
 };
 TORCH_MODULE(UNet);
+
+/// Loads a checkpoint file (model.pt or ema.pt) into `net`. A conditional
+/// network also takes an unconditional checkpoint: every other parameter is
+/// loaded and the class embedding keeps its values (zeros when new).
+inline void load_weights(UNet& net, const std::string& path) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::serialize::InputArchive class_archive; // Module::save nests each submodule in an archive of its own
+    if (net->class_emb && !archive.try_read("class_emb", class_archive)) {
+        unet_config plain = net->cfg;
+        plain.classes = false;
+        UNet unconditional(plain);
+        unconditional->load(archive);
+        torch::NoGradGuard no_grad;
+        const auto from = unconditional->named_parameters();
+        for (auto& p : net->named_parameters())
+            if (p.key() != "class_emb.weight") p.value().copy_(from[p.key()]);
+        return;
+    }
+    net->load(archive);
+}
 
 } // namespace fmnist
