@@ -19,7 +19,7 @@
 # DDPM_FORCE_ISA=baseline, i.e. without run-time dispatch), PYTHON (an
 # interpreter that imports torch; default: the first of python3,
 # /usr/bin/python3 that does). The output is also written to
-# $DDPM_BUILD_DIR/benchmarks.md.
+# $DDPM_BUILD_DIR/benchmark_tables.markdown.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -89,4 +89,4 @@ extra_per_d=()
         --bench "$b/bench_kernels_default:/n:(196608|3145728)/simd:1/"
     echo
     echo "Finished $(date -u '+%Y-%m-%d %H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee "$build/benchmarks.md"
+} | tee "$build/benchmark_tables.markdown"
