@@ -640,6 +640,31 @@ template <class T>
     return clips.empty() || same_row(clips[r], clips[q]);
 }
 
+/// x_t = a_r·x_0 + b_r·z over a tile of rows [row, row + rows), elements
+/// [first, first + n) of each, z already drawn: consecutive rows with the same
+/// coefficients (one timestep for the batch) are one range call over their
+/// contiguous elements.
+template <class T>
+void forward_tile(const kernel_table<T>* table, backend bk, const T* x0, const T* z, T* xt, std::span<const T> a,
+                  std::span<const T> b, std::size_t dim, std::size_t row, std::size_t rows, std::size_t first,
+                  std::size_t n) noexcept {
+    for_each_run(
+        row, rows,
+        [&](std::size_t r, std::size_t q) {
+            return rows_may_share_calls<T>(bk, table != nullptr, n) && same_bits(a[r], a[q]) && same_bits(b[r], b[q]);
+        },
+        [&](std::size_t r, std::size_t k) {
+            const std::size_t off = r * dim + first, len = k * n;
+            if (table)
+                table->forward(x0 + off, z + off, xt + off, len, a[r], b[r]);
+            else if (bk == backend::simd)
+                forward_range<backend::simd, T, default_simd_arch, compile_time_peels>(x0 + off, z + off, xt + off, len,
+                                                                                        a[r], b[r]);
+            else
+                forward_range<backend::scalar>(x0 + off, z + off, xt + off, len, a[r], b[r]);
+        });
+}
+
 } // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -671,26 +696,9 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
             else detail::forward_stream_range<backend::scalar, T>(ns, row, first, n, x, e, y, a[row], b[row]);
             return;
         }
-        // A tile of short rows: their noise is drawn across samples, then
-        // consecutive rows with the same coefficients (one timestep for the
-        // batch) are one range call over their contiguous elements.
+        // A tile of short rows: their noise is drawn across samples.
         detail::draw_tile<T>(ns, row, rows, first, n, eps.data() + row * dim + first, bk);
-        detail::for_each_run(
-            row, rows,
-            [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) &&
-                       detail::same_bits(b[r], b[q]);
-            },
-            [&](std::size_t r, std::size_t k) {
-                const std::size_t off = r * dim + first, len = k * n;
-                if (table)
-                    table->forward(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
-                else if (bk == backend::simd)
-                    detail::forward_range<backend::simd, T, detail::default_simd_arch, detail::compile_time_peels>(
-                        x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
-                else
-                    detail::forward_range<backend::scalar>(x0.data() + off, eps.data() + off, xt.data() + off, len, a[r], b[r]);
-            });
+        detail::forward_tile<T>(table, bk, x0.data(), eps.data(), xt.data(), a, b, dim, row, rows, first, n);
     });
 }
 
@@ -705,22 +713,7 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
-        detail::for_each_run(
-            row, rows,
-            [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && detail::same_bits(a[r], a[q]) &&
-                       detail::same_bits(b[r], b[q]);
-            },
-            [&](std::size_t r, std::size_t k) {
-                const std::size_t off = r * dim + first, len = k * n;
-                if (table)
-                    table->forward(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
-                else if (bk == backend::simd)
-                    detail::forward_range<backend::simd, T, detail::default_simd_arch, detail::compile_time_peels>(
-                        x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
-                else
-                    detail::forward_range<backend::scalar>(x0.data() + off, noise.data() + off, xt.data() + off, len, a[r], b[r]);
-            });
+        detail::forward_tile<T>(table, bk, x0.data(), noise.data(), xt.data(), a, b, dim, row, rows, first, n);
     });
 }
 
