@@ -2,7 +2,8 @@
 // 196,608 elements (D = 2, 16, 64, 256, 3072: 2-D points, small policies,
 // 8×8 patches, 3×32×32 images), for forward noising, the DDPM step, the
 // DDIM step (η = 1) and the bare generator, every sample at the same timestep
-// (the sampler's case). items_per_second counts elements, so 1/items_per_second
+// (the sampler's case); generator_v2 is the generator in noise stream v2
+// (random::noise_version). items_per_second counts elements, so 1/items_per_second
 // is the cost per element; the target is D = 2 within 3× of D = 3072.
 //
 // A second family sweeps the batch size at D = 3072 on 1 and 2 threads: where
@@ -78,6 +79,22 @@ void generator(benchmark::State& state) {
     }
     finish(state, sh);
 }
+
+#ifndef DDPM_BENCH_NO_FILL_ROWS
+/// The generator in stream v2 (random::noise_version): v1 for whole 64-element
+/// groups, a compact last partial group (one Philox block per 4 elements).
+void generator_v2(benchmark::State& state) {
+    const shape sh = shape_of(state);
+    std::vector<float> out(sh.n);
+    std::uint32_t step = 0;
+    for (auto _ : state) {
+        ddpm::random::fill_normal_rows(out, sh.dim, 42, 0, step++, ddpm::random::noise_version::v2);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    finish(state, sh);
+}
+#endif
 
 void forward_noise(benchmark::State& state) {
     const shape sh = shape_of(state);
@@ -186,6 +203,9 @@ void threads_sweep(benchmark::internal::Benchmark* b) {
 } // namespace
 
 BENCHMARK(generator)->Name("per_element/generator")->Apply(per_element);
+#ifndef DDPM_BENCH_NO_FILL_ROWS
+BENCHMARK(generator_v2)->Name("per_element/generator_v2")->Apply(per_element);
+#endif
 BENCHMARK(forward_noise)->Name("per_element/forward_noise")->Apply(per_element);
 BENCHMARK(ddpm_step)->Name("per_element/ddpm_step")->Apply(per_element);
 BENCHMARK(ddim_step)->Name("per_element/ddim_step")->Apply(per_element);

@@ -35,7 +35,9 @@
 // reference; *_simd<Arch> picks an arch; the double overloads widen the float
 // stream), tiles of whole rows (fill_normal_rows: B samples × D elements in
 // one call, vectorised across samples when D < 64, so that short samples cost
-// per element, not per 64-element group; the same stream), the SIMD building
+// per element, not per 64-element group; the same stream; with
+// noise_version::v2, the opt-in stream v2 that packs a sample's last partial
+// group four elements to a block, see noise_version), the SIMD building
 // block normal_batches / uniform_batches for fused kernels, and
 // counter_engine, a UniformRandomBitGenerator over one stream.
 //
@@ -65,6 +67,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace ddpm::random {
 
@@ -119,14 +122,64 @@ struct noise_location {
     return uniform_float(bits_at(seed, sample, step, element));
 }
 
-/// A standard normal float for (seed, sample, step, element).
-[[nodiscard]] DDPM_HOST_DEVICE inline float normal_at(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
-                                                      std::uint64_t element) noexcept {
-    const noise_location at = locate_element(element);
+namespace detail {
+
+/// The normal of the word at `at`: Box–Muller of its pair (w0, w1) or
+/// (w2, w3), z0 for an even word, z1 for an odd one.
+[[nodiscard]] DDPM_HOST_DEVICE inline float normal_of(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                                      noise_location at) noexcept {
     const philox4x32_counter w = noise_block(seed, sample, step, at.block);
     const unsigned pair = at.word & 2u;
     const normal_pair z = box_muller(w.w[pair], w.w[pair + 1u]);
     return (at.word & 1u) ? z.z1 : z.z0;
+}
+
+} // namespace detail
+
+/// A standard normal float for (seed, sample, step, element).
+[[nodiscard]] DDPM_HOST_DEVICE inline float normal_at(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                                      std::uint64_t element) noexcept {
+    return detail::normal_of(seed, sample, step, locate_element(element));
+}
+
+/// The versions of the normal stream.
+///
+/// v1 (the default everywhere: kernels, samplers, CUDA) is the mapping at the
+/// top of this file. v2 is v1 for a sample's whole 64-element groups and a
+/// compact layout for its last partial group: with G = ⌊D/64⌋ whole groups in
+/// a sample of D elements, element 64G + t (t < D mod 64) uses block
+/// 16G + ⌊t/4⌋, word t mod 4. So in v2 a value depends on the sample size D as
+/// well as on (seed, sample, step, element); samples whose D is a multiple of
+/// 64 (3×32×32, 3×64×64 images), or one more, get exactly the v1 values, and a 2-D point
+/// costs one Philox block and one Box–Muller pair instead of two of each.
+/// Both stay batch-split invariant and bit-identical on every path.
+enum class noise_version : unsigned {
+    v1 = 1, ///< locate_element for every element
+    v2 = 2, ///< locate_element_v2: compact last partial group
+};
+
+/// The elements of a sample of `sample_dim` elements that lie in whole 64-element groups.
+[[nodiscard]] DDPM_HOST_DEVICE constexpr std::uint64_t whole_group_elements(std::uint64_t sample_dim) noexcept {
+    return sample_dim - sample_dim % noise_group_elements;
+}
+
+/// Where element `element` of a sample of `sample_dim` elements lives in
+/// stream v2: locate_element(element) below whole_group_elements(sample_dim),
+/// else block 16G + ⌊t/4⌋, word t mod 4, for t = element − 64G, G = ⌊sample_dim/64⌋.
+/// Defined for element < sample_dim.
+[[nodiscard]] DDPM_HOST_DEVICE constexpr noise_location locate_element_v2(std::uint64_t element,
+                                                                          std::uint64_t sample_dim) noexcept {
+    const std::uint64_t whole = whole_group_elements(sample_dim);
+    if (element < whole) return locate_element(element);
+    const std::uint64_t t = element - whole;
+    return {noise_group_blocks * (whole / noise_group_elements) + t / 4u, static_cast<unsigned>(t % 4u)};
+}
+
+/// A standard normal float for (seed, sample, step, element) in stream v2,
+/// for a sample of `sample_dim` elements (element < sample_dim).
+[[nodiscard]] DDPM_HOST_DEVICE inline float normal_at_v2(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                                         std::uint64_t element, std::uint64_t sample_dim) noexcept {
+    return detail::normal_of(seed, sample, step, locate_element_v2(element, sample_dim));
 }
 
 namespace detail {
@@ -204,6 +257,32 @@ inline void fill_rows_scalar(float* out, std::size_t rows, std::size_t dim, std:
                               static_cast<std::uint32_t>(first_sample + r), step, first, tr);
 }
 
+/// Stream v2 (see noise_version), scalar: out[r·count + k] =
+/// normal_at_v2(seed, first_sample + r, step, first + k, sample_dim) for
+/// r < rows, k < count (first + count ≤ sample_dim). The whole-group part is
+/// fill_rows_scalar's; the tail goes block by block, 4 elements per block.
+inline void fill_rows_v2_scalar(float* out, std::size_t rows, std::size_t count, std::uint64_t sample_dim,
+                                std::uint64_t seed, std::uint32_t first_sample, std::uint32_t step,
+                                std::uint64_t first) noexcept {
+    const std::uint64_t whole = whole_group_elements(sample_dim);
+    const std::uint64_t end = first + count;
+    const std::uint64_t split = std::clamp(whole, first, end);
+    const philox4x32_key key = noise_key(seed);
+    for (std::size_t r = 0; r < rows; ++r) {
+        const auto sample = static_cast<std::uint32_t>(first_sample + r);
+        float* const row = out + r * count;
+        if (split > first)
+            for_each_block_scalar(std::span<float>(row, static_cast<std::size_t>(split - first)), seed, sample, step,
+                                  first, normal_transform{});
+        for (std::uint64_t e = split; e < end;) {
+            const noise_location at = locate_element_v2(e, sample_dim);
+            float v[4];
+            normal_transform{}(philox4x32_10(noise_counter(at.block, sample, step), key), v);
+            for (unsigned j = at.word; j < 4 && e < end; ++j, ++e) row[e - first] = v[j];
+        }
+    }
+}
+
 /// The number of rows a span of `size` floats holds at `dim` per row; throws
 /// ddpm::invalid_argument when it is not a whole number of rows.
 inline std::size_t rows_of(std::string_view where, std::size_t size, std::size_t dim) {
@@ -226,6 +305,29 @@ inline void fill_normal_rows_scalar(std::span<float> out, std::size_t dim, std::
                                     std::uint64_t element_offset = 0) {
     const std::size_t rows = detail::rows_of("ddpm::random::fill_normal_rows_scalar", out.size(), dim);
     detail::fill_rows_scalar(out.data(), rows, dim, seed, first_sample, step, element_offset);
+}
+
+namespace detail {
+
+inline void check_version(std::string_view where, noise_version version) {
+    if (version != noise_version::v1 && version != noise_version::v2)
+        ddpm::detail::throw_invalid(where, "version", static_cast<unsigned>(version), "noise_version::v1 or ::v2");
+}
+
+} // namespace detail
+
+/// Scalar reference of fill_normal_rows in stream `version`: each row of `out`
+/// is one whole sample of dim elements, row r = sample first_sample + r
+/// (v2: normal_at_v2(seed, first_sample + r, step, k, dim), k < dim).
+/// @throws ddpm::invalid_argument when out.size() is not a multiple of dim or
+///         version is not v1 or v2.
+inline void fill_normal_rows_scalar(std::span<float> out, std::size_t dim, std::uint64_t seed,
+                                    std::uint32_t first_sample, std::uint32_t step, noise_version version) {
+    constexpr std::string_view where = "ddpm::random::fill_normal_rows_scalar";
+    detail::check_version(where, version);
+    const std::size_t rows = detail::rows_of(where, out.size(), dim);
+    if (version == noise_version::v1) detail::fill_rows_scalar(out.data(), rows, dim, seed, first_sample, step, 0);
+    else detail::fill_rows_v2_scalar(out.data(), rows, dim, dim, seed, first_sample, step, 0);
 }
 
 #if DDPM_HAS_XSIMD
@@ -368,18 +470,157 @@ namespace detail {
 /// computes whole 64-element groups.
 inline constexpr std::size_t rows_across_samples_below = noise_group_elements;
 
-/// The rows × dim tile of fill_normal_rows at an explicit arch.
+/// One Philox block that a tile of short rows uses, and the column of the row
+/// that each of its 4 words' values goes to (unused: none).
+struct short_block {
+    static constexpr std::size_t unused = ~std::size_t(0);
+    std::uint64_t block;
+    std::size_t at[4];
+};
+
+/// The blocks of stream v1 that elements [first, end) use (end − first < 64:
+/// at most 2 groups of 16 blocks), element e at column col0 + e − first.
+/// Returns how many were written to `out` (room for 32).
+inline std::size_t short_blocks_v1(std::uint64_t first, std::uint64_t end, std::size_t col0, short_block* out) noexcept {
+    std::size_t count = 0;
+    for (std::uint64_t g = first / noise_group_elements; g <= (end - 1) / noise_group_elements; ++g) {
+        for (std::uint64_t l = 0; l < noise_group_blocks; ++l) {
+            short_block nb{g * noise_group_blocks + l, {short_block::unused, short_block::unused, short_block::unused,
+                                                        short_block::unused}};
+            bool any = false;
+            for (unsigned j = 0; j < 4; ++j) {
+                const std::uint64_t e = g * noise_group_elements + l + noise_group_blocks * j; // element_of(block, j)
+                if (e >= first && e < end) {
+                    nb.at[j] = col0 + static_cast<std::size_t>(e - first);
+                    any = true;
+                }
+            }
+            if (any) out[count++] = nb;
+        }
+    }
+    return count;
+}
+
+/// The blocks of stream v2's compact tail that elements [first, end) use
+/// (whole ≤ first < end ≤ whole + 63, whole = whole_group_elements(D)): at
+/// most 16. Element e at column col0 + e − first.
+inline std::size_t short_blocks_v2_tail(std::uint64_t whole, std::uint64_t first, std::uint64_t end, std::size_t col0,
+                                        short_block* out) noexcept {
+    std::size_t count = 0;
+    const std::uint64_t base = noise_group_blocks * (whole / noise_group_elements);
+    for (std::uint64_t q = (first - whole) / 4u; q <= (end - 1 - whole) / 4u; ++q) {
+        short_block nb{base + q, {short_block::unused, short_block::unused, short_block::unused, short_block::unused}};
+        for (unsigned j = 0; j < 4; ++j) {
+            const std::uint64_t e = whole + 4u * q + j;
+            if (e >= first && e < end) nb.at[j] = col0 + static_cast<std::size_t>(e - first);
+        }
+        out[count++] = nb;
+    }
+    return count;
+}
+
+/// Copies `live` rows of a tile of `cols` columns (column c of lane l at
+/// tile[c·W + l]) to row l at dst + l·stride, columns 0..cols−1. Cols is a
+/// template argument for the shortest rows, so the compiler can turn the
+/// transposition into shuffles and whole-register stores.
+template <std::size_t W, std::size_t Cols>
+DDPM_FORCEINLINE void tile_to_rows_fixed(const float* tile, float* dst, std::size_t live, std::size_t stride) noexcept {
+    if (live == W && stride == Cols) {
+        for (std::size_t l = 0; l < W; ++l)
+            for (std::size_t c = 0; c < Cols; ++c) dst[l * Cols + c] = tile[c * W + l];
+        return;
+    }
+    for (std::size_t l = 0; l < live; ++l)
+        for (std::size_t c = 0; c < Cols; ++c) dst[l * stride + c] = tile[c * W + l];
+}
+
+template <std::size_t W>
+inline void tile_to_rows(const float* tile, std::size_t cols, float* dst, std::size_t live, std::size_t stride) noexcept {
+    switch (cols) {
+    case 1: tile_to_rows_fixed<W, 1>(tile, dst, live, stride); return;
+    case 2: tile_to_rows_fixed<W, 2>(tile, dst, live, stride); return;
+    case 3: tile_to_rows_fixed<W, 3>(tile, dst, live, stride); return;
+    case 4: tile_to_rows_fixed<W, 4>(tile, dst, live, stride); return;
+    default:
+        for (std::size_t l = 0; l < live; ++l)
+            for (std::size_t c = 0; c < cols; ++c) dst[l * stride + c] = tile[c * W + l];
+    }
+}
+
+/// Draws the `count` blocks of `blocks` for rows samples, vectorised *across
+/// samples*: the counters of one Philox block for W consecutive samples differ
+/// only in their sample word, so one batch holds that block for samples
+/// r .. r + W − 1, and the Box–Muller pair (w0, w1) — or (w2, w3) — of that
+/// batch gives the values of words 0 and 1 (2 and 3) of each of those samples.
+/// Only the word pairs that some column uses are transformed. The blocks'
+/// columns lie in [col0, col0 + cols) (cols ≤ 64); row r starts at
+/// out + r·stride. The values of W rows are gathered in a tile, a column per
+/// batch, and then copied to the rows. Each lane is the scalar computation of
+/// the same (seed, sample, step, block), so the values are the scalar ones bit
+/// for bit. A last batch of fewer than W rows computes W lanes and stores its
+/// rows only.
+template <class Arch>
+inline void rows_across_samples(float* out, std::size_t rows, std::size_t stride, std::size_t col0, std::size_t cols,
+                                const short_block* blocks, std::size_t count, const philox4x32_key& key,
+                                std::uint32_t first_sample, std::uint32_t step) noexcept {
+    using ub = xsimd::batch<std::uint32_t, Arch>;
+    constexpr std::size_t w = ub::size;
+    static_assert(w <= 64, "lane_iota holds 64 lanes");
+    DDPM_ASSERT(cols <= noise_group_elements && count <= 2 * noise_group_blocks, "a short tile");
+    // Tile offsets of each word's value; a word no column uses goes to the
+    // spare column `cols` (written, never read: no branches in the loop).
+    std::size_t at[2 * noise_group_blocks][4];
+    unsigned pairs[2 * noise_group_blocks]; // bit p: pair p is used
+    for (std::size_t k = 0; k < count; ++k) {
+        pairs[k] = 0;
+        for (unsigned j = 0; j < 4; ++j) {
+            const bool used = blocks[k].at[j] != short_block::unused;
+            at[k][j] = (used ? blocks[k].at[j] - col0 : cols) * w;
+            if (used) pairs[k] |= 1u << (j / 2);
+        }
+    }
+    const ub lanes = ub::load_unaligned(lane_iota);
+    const ub steps(step);
+    // Two batches of W rows at a time: their Philox blocks first, then their
+    // Box–Muller transforms, so that two independent dependency chains (the
+    // transform is one long chain) are in flight together.
+    alignas(64) float tile[2][(noise_group_elements + 1) * w];
+    const auto batches = [&](auto u_const, std::size_t r) {
+        constexpr std::size_t u = decltype(u_const)::value;
+        ub samples[u];
+        for (std::size_t i = 0; i < u; ++i)
+            samples[i] = ub(static_cast<std::uint32_t>(first_sample + r + i * w)) + lanes; // wraps like first_sample + r
+        for (std::size_t k = 0; k < count; ++k) {
+            const std::uint64_t block = blocks[k].block;
+            philox4x32_batch<Arch> words[u];
+            for (std::size_t i = 0; i < u; ++i)
+                words[i] = philox4x32_10(philox4x32_batch<Arch>{{ub(static_cast<std::uint32_t>(block)),
+                                                                 ub(static_cast<std::uint32_t>(block >> 32)),
+                                                                 samples[i], steps}},
+                                         key);
+            for (unsigned p = 0; p < 2; ++p) {
+                if (!(pairs[k] & (1u << p))) continue;
+                for (std::size_t i = 0; i < u; ++i) {
+                    const normal_pair_batch<Arch> z = box_muller(words[i].w[2 * p], words[i].w[2 * p + 1]);
+                    z.z0.store_aligned(tile[i] + at[k][2 * p]);
+                    z.z1.store_aligned(tile[i] + at[k][2 * p + 1]);
+                }
+            }
+        }
+        for (std::size_t i = 0; i < u; ++i)
+            tile_to_rows<w>(tile[i], cols, out + (r + i * w) * stride + col0, std::min(w, rows - r - i * w), stride);
+    };
+    std::size_t r = 0;
+    for (; r + w < rows; r += 2 * w) batches(std::integral_constant<std::size_t, 2>{}, r);
+    if (r < rows) batches(std::integral_constant<std::size_t, 1>{}, r);
+}
+
+/// The rows × dim tile of fill_normal_rows (stream v1) at an explicit arch.
 ///
-/// Short rows (dim < 64) are vectorised *across samples*: the counters of one
-/// Philox block for W consecutive samples differ only in their sample word, so
-/// one batch holds block l of samples r .. r + W − 1, and the Box–Muller pair
-/// (w0, w1) — or (w2, w3) — of that batch gives element element_of(l, j) of
-/// each of those samples. Only the blocks and word pairs that the elements
-/// [first, first + dim) use are computed: per element about one Philox block
-/// and one Box–Muller lane, whatever dim is, instead of a whole 64-element
-/// group per sample. Each lane is the scalar computation of the same
-/// (seed, sample, step, element), so the values are normal_at's bit for bit.
-/// A last batch of fewer than W rows computes W lanes and stores its rows only.
+/// Short rows (dim < 64) are vectorised across samples (rows_across_samples):
+/// only the blocks and word pairs that the elements [first, first + dim) use
+/// are computed, per element about one Philox block and one Box–Muller lane,
+/// whatever dim is, instead of a whole 64-element group per sample.
 template <class Arch>
 inline void fill_rows_simd(float* out, std::size_t rows, std::size_t dim, std::uint64_t seed,
                            std::uint32_t first_sample, std::uint32_t step, std::uint64_t first) noexcept {
@@ -390,56 +631,43 @@ inline void fill_rows_simd(float* out, std::size_t rows, std::size_t dim, std::u
                                    static_cast<std::uint32_t>(first_sample + r), step, first);
         return;
     }
-    using ub = xsimd::batch<std::uint32_t, Arch>;
-    constexpr std::size_t w = ub::size;
-    static_assert(w <= 64, "lane_iota holds 64 lanes");
-    // The blocks the elements [first, first + dim) use (at most 2 groups of
-    // 16 blocks), with the row position of each of their 4 words (or none).
-    struct needed_block {
-        std::uint64_t block;
-        std::size_t at[4]; // position in the row of word j's element; dim = not wanted
-    };
-    needed_block needed[2 * noise_group_blocks];
-    std::size_t count = 0;
-    const std::uint64_t end = first + dim;
-    for (std::uint64_t g = first / noise_group_elements; g <= (end - 1) / noise_group_elements; ++g) {
-        for (std::uint64_t l = 0; l < noise_group_blocks; ++l) {
-            needed_block nb{g * noise_group_blocks + l, {dim, dim, dim, dim}};
-            bool any = false;
-            for (unsigned j = 0; j < 4; ++j) {
-                const std::uint64_t e = g * noise_group_elements + l + noise_group_blocks * j; // element_of(block, j)
-                if (e >= first && e < end) {
-                    nb.at[j] = static_cast<std::size_t>(e - first);
-                    any = true;
-                }
-            }
-            if (any) needed[count++] = nb;
+    short_block blocks[2 * noise_group_blocks];
+    const std::size_t count = short_blocks_v1(first, first + dim, 0, blocks);
+    rows_across_samples<Arch>(out, rows, dim, 0, dim, blocks, count, noise_key(seed), first_sample, step);
+}
+
+/// Stream v2 at an explicit arch: out[r·count + k] = normal_at_v2(seed,
+/// first_sample + r, step, first + k, sample_dim), r < rows, k < count
+/// (first + count ≤ sample_dim). The part in whole groups is stream v1
+/// (fill_normal_simd row by row, or across samples when it is short); the
+/// sample's compact tail is drawn across samples, so a 2-D point costs one
+/// Philox lane and one Box–Muller lane.
+template <class Arch>
+inline void fill_rows_v2_simd(float* out, std::size_t rows, std::size_t count, std::uint64_t sample_dim,
+                              std::uint64_t seed, std::uint32_t first_sample, std::uint32_t step,
+                              std::uint64_t first) noexcept {
+    if (rows == 0 || count == 0) return;
+    const std::uint64_t whole = whole_group_elements(sample_dim);
+    const std::uint64_t end = first + count;
+    const std::uint64_t split = std::clamp(whole, first, end);
+    const philox4x32_key key = noise_key(seed);
+    short_block blocks[2 * noise_group_blocks];
+    if (split > first) {
+        const auto head = static_cast<std::size_t>(split - first);
+        if (head >= rows_across_samples_below) {
+            for (std::size_t r = 0; r < rows; ++r)
+                fill_normal_simd<Arch>(std::span<float>(out + r * count, head), seed,
+                                       static_cast<std::uint32_t>(first_sample + r), step, first);
+        } else {
+            const std::size_t n = short_blocks_v1(first, split, 0, blocks);
+            rows_across_samples<Arch>(out, rows, count, 0, head, blocks, n, key, first_sample, step);
         }
     }
-    const philox4x32_key key = noise_key(seed);
-    const ub lanes = ub::load_unaligned(lane_iota);
-    const ub steps(step);
-    alignas(64) float tmp[w];
-    for (std::size_t r = 0; r < rows; r += w) {
-        const std::size_t live = std::min(w, rows - r);
-        const ub samples = ub(static_cast<std::uint32_t>(first_sample + r)) + lanes; // wraps like first_sample + r
-        float* const row0 = out + r * dim;
-        for (std::size_t k = 0; k < count; ++k) {
-            const needed_block& nb = needed[k];
-            const philox4x32_batch<Arch> c{{ub(static_cast<std::uint32_t>(nb.block)),
-                                            ub(static_cast<std::uint32_t>(nb.block >> 32)), samples, steps}};
-            const philox4x32_batch<Arch> words = philox4x32_10(c, key);
-            for (unsigned pair = 0; pair < 4; pair += 2) {
-                if (nb.at[pair] == dim && nb.at[pair + 1] == dim) continue;
-                const normal_pair_batch<Arch> z = box_muller(words.w[pair], words.w[pair + 1]);
-                for (unsigned j = pair; j < pair + 2; ++j) {
-                    if (nb.at[j] == dim) continue;
-                    (j == pair ? z.z0 : z.z1).store_aligned(tmp);
-                    float* dst = row0 + nb.at[j];
-                    for (std::size_t lane = 0; lane < live; ++lane) dst[lane * dim] = tmp[lane];
-                }
-            }
-        }
+    if (end > split) {
+        const auto col0 = static_cast<std::size_t>(split - first);
+        const std::size_t n = short_blocks_v2_tail(whole, split, end, col0, blocks);
+        rows_across_samples<Arch>(out, rows, count, col0, static_cast<std::size_t>(end - split), blocks, n, key,
+                                  first_sample, step);
     }
 }
 
@@ -475,13 +703,17 @@ struct fill_table {
                              std::uint64_t) noexcept;
     /// fill_rows_simd: a rows × dim tile (fill_normal_rows).
     rows_fn normal_rows = nullptr;
+    using rows_v2_fn = void (*)(float*, std::size_t, std::size_t, std::uint64_t, std::uint64_t, std::uint32_t,
+                                std::uint32_t, std::uint64_t) noexcept;
+    /// fill_rows_v2_simd: a tile of stream v2 (fill_normal_rows with noise_version::v2).
+    rows_v2_fn normal_rows_v2 = nullptr;
 };
 
 /// The fill_table of `Arch` (instantiated by the arch files only), with
 /// `small` as normal_small.
 template <class Arch>
 constexpr fill_table make_fill_table(fill_table::fill_fn small) noexcept {
-    return {&fill_normal_simd<Arch>, &fill_uniform_simd<Arch>, small, &fill_rows_simd<Arch>};
+    return {&fill_normal_simd<Arch>, &fill_uniform_simd<Arch>, small, &fill_rows_simd<Arch>, &fill_rows_v2_simd<Arch>};
 }
 
 } // namespace detail
@@ -529,6 +761,20 @@ inline void fill_rows(float* out, std::size_t rows, std::size_t dim, std::uint64
 #endif
 }
 
+/// Stream v2's tile without checks (see fill_rows_v2_scalar): the dispatched
+/// SIMD tile when xsimd is available, else the scalar one.
+inline void fill_rows_v2(float* out, std::size_t rows, std::size_t count, std::uint64_t sample_dim, std::uint64_t seed,
+                         std::uint32_t first_sample, std::uint32_t step, std::uint64_t first) noexcept {
+#if DDPM_HAS_XSIMD
+    if (const auto* t = dispatch::table_nothrow<fill_table>(); t != nullptr && t->normal_rows_v2 != nullptr)
+        t->normal_rows_v2(out, rows, count, sample_dim, seed, first_sample, step, first);
+    else
+        fill_rows_v2_simd<xsimd::default_arch>(out, rows, count, sample_dim, seed, first_sample, step, first);
+#else
+    fill_rows_v2_scalar(out, rows, count, sample_dim, seed, first_sample, step, first);
+#endif
+}
+
 } // namespace detail
 
 /// A tile of rows: row r of `out` (dim values each, row-major) gets
@@ -542,6 +788,23 @@ inline void fill_normal_rows(std::span<float> out, std::size_t dim, std::uint64_
                              std::uint32_t step, std::uint64_t element_offset = 0) {
     const std::size_t rows = detail::rows_of("ddpm::random::fill_normal_rows", out.size(), dim);
     detail::fill_rows(out.data(), rows, dim, seed, first_sample, step, element_offset);
+}
+
+/// fill_normal_rows in stream `version` (see noise_version): each row of `out`
+/// is one whole sample of dim elements, row r = sample first_sample + r. v1
+/// gives fill_normal_rows(out, dim, seed, first_sample, step); v2 gives
+/// out[r·dim + k] = normal_at_v2(seed, first_sample + r, step, k, dim), the
+/// same values as v1 where dim is a multiple of 64, and for short samples
+/// about half the Philox work per element (one block per 4 elements).
+/// @throws ddpm::invalid_argument when out.size() is not a multiple of dim or
+///         version is not v1 or v2 (nothing is written).
+inline void fill_normal_rows(std::span<float> out, std::size_t dim, std::uint64_t seed, std::uint32_t first_sample,
+                             std::uint32_t step, noise_version version) {
+    constexpr std::string_view where = "ddpm::random::fill_normal_rows";
+    detail::check_version(where, version);
+    const std::size_t rows = detail::rows_of(where, out.size(), dim);
+    if (version == noise_version::v1) detail::fill_rows(out.data(), rows, dim, seed, first_sample, step, 0);
+    else detail::fill_rows_v2(out.data(), rows, dim, dim, seed, first_sample, step, 0);
 }
 
 namespace detail {
