@@ -581,10 +581,11 @@ inline void rows_across_samples(float* out, std::size_t rows, std::size_t stride
     }
     const ub lanes = ub::load_unaligned(lane_iota);
     const ub steps(step);
-    // Two batches of W rows at a time: their Philox blocks first, then their
-    // Box–Muller transforms, so that two independent dependency chains (the
-    // transform is one long chain) are in flight together.
-    alignas(64) float tile[2][(noise_group_elements + 1) * w];
+    // Four batches of W rows at a time (then two, then one): their Philox
+    // blocks first, then their Box–Muller transforms, so that independent
+    // dependency chains (the transform is one long chain) are in flight
+    // together; four measured about 10 % faster than two at D = 1..16 (AVX2).
+    alignas(64) float tile[4][(noise_group_elements + 1) * w];
     const auto batches = [&](auto u_const, std::size_t r) {
         constexpr std::size_t u = decltype(u_const)::value;
         ub samples[u];
@@ -611,6 +612,7 @@ inline void rows_across_samples(float* out, std::size_t rows, std::size_t stride
             tile_to_rows<w>(tile[i], cols, out + (r + i * w) * stride + col0, std::min(w, rows - r - i * w), stride);
     };
     std::size_t r = 0;
+    for (; r + 3 * w < rows; r += 4 * w) batches(std::integral_constant<std::size_t, 4>{}, r);
     for (; r + w < rows; r += 2 * w) batches(std::integral_constant<std::size_t, 2>{}, r);
     if (r < rows) batches(std::integral_constant<std::size_t, 1>{}, r);
 }
