@@ -30,7 +30,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <utility>
 
 #if DDPM_HAS_XSIMD
 #include <xsimd/xsimd.hpp>
@@ -294,13 +293,11 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE T clip_x0(T x0, const x0_clip<T>& c) noexcept 
 
 // ---------------------------------------------------------------------------
 // Range kernels: one row, n contiguous elements. `Bk` picks SIMD or scalar;
-// the SIMD versions run one partial SIMD batch (partial_batch) on a head
-// (until the output they write reaches the alignment of a SIMD register, so
-// that no store of the body splits a cache line) and one on the tail. The
-// scalar and SIMD paths compute the same formula in the same order, so the
-// result does not depend on where the head ends; noise is addressed by
-// element index. Compile-time code that may fuse multiply-adds (Peel false)
-// has no head and runs its tail through the scalar element functions.
+// the SIMD versions run the scalar element functions on a head (until the
+// output they write reaches the alignment of a SIMD register, so that no
+// store of the body splits a cache line) and on the tail. The scalar and
+// SIMD paths compute the same formula in the same order, so the result does
+// not depend on where the head ends; noise is addressed by element index.
 
 /// Elements to run scalar before `out` reaches an `Align`-byte boundary (at
 /// most n; 0 when `out` is aligned, or not even aligned to T).
@@ -321,58 +318,6 @@ DDPM_FORCEINLINE std::size_t peel_to(const T* out, std::size_t n) noexcept {
 /// peel: their scalar and SIMD paths give the same bits.
 inline constexpr bool compile_time_peels = !compile_time_may_fuse;
 
-template <std::size_t W, class T, class Step, std::size_t... K, class... P>
-DDPM_FORCEINLINE void partial_batch_at(std::size_t m, Step& step, std::index_sequence<K...>, P... p) noexcept {
-    alignas(64) T scratch[sizeof...(P)][W] = {};
-    const auto copy_in = [&](auto q, T* s) {
-        if constexpr (std::is_const_v<std::remove_pointer_t<decltype(q)>>)
-            if (q) std::copy_n(q, m, s);
-    };
-    const auto copy_out = [&](auto q, const T* s) {
-        if constexpr (!std::is_const_v<std::remove_pointer_t<decltype(q)>>)
-            if (q) std::copy_n(s, m, q);
-    };
-    (copy_in(p, scratch[K]), ...);
-    step((p ? static_cast<P>(scratch[K]) : nullptr)...);
-    (copy_out(p, scratch[K]), ...);
-}
-
-/// Runs `step(p...)`, one SIMD batch of W elements of a range kernel at the
-/// pointers p... (inputs `const T*`, outputs `T*`, null for one the kernel
-/// does not use), on the first m < W elements only: the inputs' m elements
-/// are copied into zero-filled scratch, the batch runs there, and the
-/// outputs' m elements are copied back. The peeled head and the tail of the
-/// dispatched kernels take this instead of the scalar element function: the
-/// same bits (scalar and SIMD paths compute the same operations in the same
-/// order), and one SIMD batch costs less than up to W − 1 scalar elements (a
-/// division each, in the DDPM and DDIM steps). The inputs are read before
-/// any output is written, so an output may alias an input.
-template <std::size_t W, class T, class Step, class... P>
-DDPM_FORCEINLINE void partial_batch(std::size_t m, Step&& step, P... p) noexcept {
-    if (m == 0) return;
-    partial_batch_at<W, T>(m, step, std::index_sequence_for<P...>{}, p...);
-}
-
-/// Runs a SIMD range kernel over [0, n): `step(i)` at every whole batch,
-/// `part(i, m)` (a partial_batch of m elements from i) on the head that
-/// brings `out` to a register's alignment and on the tail; without Peel
-/// (compile-time code that may fuse, see compile_time_peels) no head, and the
-/// tail stays with the caller's scalar loop. Returns where it stopped.
-template <std::size_t W, bool Peel, class T, class Step, class Part>
-DDPM_FORCEINLINE std::size_t simd_range(const T* out, std::size_t n, Step&& step, Part&& part) noexcept {
-    std::size_t i = 0;
-    if constexpr (Peel) {
-        i = peel_to<W * sizeof(T)>(out, n);
-        part(std::size_t{0}, i);
-    }
-    for (; i + W <= n; i += W) step(i);
-    if constexpr (Peel) {
-        part(i, n - i);
-        i = n;
-    }
-    return i;
-}
-
 template <backend Bk, class T, class Arch = default_simd_arch, bool Peel = true>
 void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noexcept {
     std::size_t i = 0;
@@ -380,12 +325,13 @@ void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noex
     if constexpr (Bk == backend::simd) {
         using batch = xsimd::batch<T, Arch>;
         const batch va(a), vb(b);
-        const auto step = [&](const T* xp, const T* zp, T* out) {
-            (va * batch::load_unaligned(xp) + vb * batch::load_unaligned(zp)).store_unaligned(out);
-        };
-        i = simd_range<batch::size, Peel>(
-            xt, n, [&](std::size_t k) { step(x0 + k, z + k, xt + k); },
-            [&](std::size_t k, std::size_t m) { partial_batch<batch::size, T>(m, step, x0 + k, z + k, xt + k); });
+        for (const std::size_t head = Peel ? peel_to<sizeof(batch)>(xt, n) : 0; i < head; ++i)
+            xt[i] = scalar::q_sample(x0[i], z[i], a, b);
+        for (; i + batch::size <= n; i += batch::size) {
+            const batch x = batch::load_unaligned(x0 + i);
+            const batch e = batch::load_unaligned(z + i);
+            (va * x + vb * e).store_unaligned(xt + i);
+        }
     }
 #endif
     for (; i < n; ++i) xt[i] = scalar::q_sample(x0[i], z[i], a, b);
@@ -510,26 +456,16 @@ void ddpm_range(const T* out, const T* var, const T* xt, const T* z, T* x_prev, 
         using batch = xsimd::batch<T, Arch>;
         const batch a(c.x0_a), b(c.x0_b), c1(c.mean_coef_x0), c2(c.mean_coef_xt), sigma(c.noise_scale);
         const batch bound(clip.bound), divisor(clip.divisor);
-        // The noise test is hoisted out of the loop (one loop per case).
-        const auto run = [&]<bool Noisy>() {
-            const auto step = [&](const T* op, const T* xp, const T* zp, T* prev, T* x0p) {
-                const batch x = batch::load_unaligned(xp);
-                batch x0 = predict_x0_batch<Form>(a, b, x, batch::load_unaligned(op));
-                if constexpr (Clip) x0 = clip_batch(x0, bound, divisor);
-                if (x0p) x0.store_unaligned(x0p);
-                batch mean = c1 * x0 + c2 * x;
-                if constexpr (Noisy) mean = mean + sigma * batch::load_unaligned(zp);
-                mean.store_unaligned(prev);
-            };
-            return simd_range<batch::size, Peel>(
-                x_prev, n,
-                [&](std::size_t k) { step(out + k, xt + k, Noisy ? z + k : nullptr, x_prev + k, x0_out ? x0_out + k : nullptr); },
-                [&](std::size_t k, std::size_t m) {
-                    partial_batch<batch::size, T>(m, step, out + k, xt + k, Noisy ? z + k : nullptr, x_prev + k,
-                                                  x0_out ? x0_out + k : nullptr);
-                });
-        };
-        i = noisy ? run.template operator()<true>() : run.template operator()<false>();
+        for (const std::size_t head = Peel ? peel_to<sizeof(batch)>(x_prev, n) : 0; i < head; ++i) one(i);
+        for (; i + batch::size <= n; i += batch::size) {
+            const batch x = batch::load_unaligned(xt + i);
+            batch x0 = predict_x0_batch<Form>(a, b, x, batch::load_unaligned(out + i));
+            if constexpr (Clip) x0 = clip_batch(x0, bound, divisor);
+            if (x0_out) x0.store_unaligned(x0_out + i);
+            batch mean = c1 * x0 + c2 * x;
+            if (noisy) mean = mean + sigma * batch::load_unaligned(z + i);
+            mean.store_unaligned(x_prev + i);
+        }
     }
 #endif
     for (; i < n; ++i) one(i);
@@ -555,39 +491,20 @@ void ddim_range(const T* out, const T* xt, const T* z, T* x_prev, T* x0_out, std
         const batch a(c.x0_a), b(c.x0_b), ea(c.eps_a), eb(c.eps_b), ec(c.eps_c), cx(c.coef_x0), ce(c.coef_eps);
         const batch sigma(c.sigma);
         const batch bound(clip.bound), divisor(clip.divisor);
-        // The ε form and the noise test are hoisted out of the loop (one loop
-        // per case): the loop keeps no run-time branch but the x̂_0 store's.
-        const auto run = [&]<eps_form E, bool Noisy>() {
-            const auto step = [&](const T* op, const T* xp, const T* zp, T* prev, T* x0p) {
-                const batch x = batch::load_unaligned(xp);
-                const batch o = batch::load_unaligned(op);
-                batch x0 = predict_x0_batch<Form>(a, b, x, o);
-                if constexpr (Clip) x0 = clip_batch(x0, bound, divisor);
-                if (x0p) x0.store_unaligned(x0p);
-                batch eps = o;
-                if constexpr (E == eps_form::from_v) eps = ea * o + eb * x;
-                else if constexpr (E == eps_form::from_out) eps = (ea * x - ec * o) / eb;
-                else if constexpr (E == eps_form::from_x0) eps = (ea * x - ec * x0) / eb;
-                batch p = cx * x0 + ce * eps;
-                if constexpr (Noisy) p = p + sigma * batch::load_unaligned(zp);
-                p.store_unaligned(prev);
-            };
-            return simd_range<batch::size, Peel>(
-                x_prev, n,
-                [&](std::size_t k) { step(out + k, xt + k, Noisy ? z + k : nullptr, x_prev + k, x0_out ? x0_out + k : nullptr); },
-                [&](std::size_t k, std::size_t m) {
-                    partial_batch<batch::size, T>(m, step, out + k, xt + k, Noisy ? z + k : nullptr, x_prev + k,
-                                                  x0_out ? x0_out + k : nullptr);
-                });
-        };
-        const auto with_eps = [&]<eps_form E>() {
-            return noisy ? run.template operator()<E, true>() : run.template operator()<E, false>();
-        };
-        switch (c.eps) {
-        case eps_form::from_v: i = with_eps.template operator()<eps_form::from_v>(); break;
-        case eps_form::from_out: i = with_eps.template operator()<eps_form::from_out>(); break;
-        case eps_form::from_x0: i = with_eps.template operator()<eps_form::from_x0>(); break;
-        case eps_form::model_output: i = with_eps.template operator()<eps_form::model_output>(); break;
+        for (const std::size_t head = Peel ? peel_to<sizeof(batch)>(x_prev, n) : 0; i < head; ++i) one(i);
+        for (; i + batch::size <= n; i += batch::size) {
+            const batch x = batch::load_unaligned(xt + i);
+            const batch o = batch::load_unaligned(out + i);
+            batch x0 = predict_x0_batch<Form>(a, b, x, o);
+            if constexpr (Clip) x0 = clip_batch(x0, bound, divisor);
+            if (x0_out) x0.store_unaligned(x0_out + i);
+            batch eps = o;
+            if (c.eps == eps_form::from_v) eps = ea * o + eb * x;
+            else if (c.eps == eps_form::from_out) eps = (ea * x - ec * o) / eb;
+            else if (c.eps == eps_form::from_x0) eps = (ea * x - ec * x0) / eb;
+            batch prev = cx * x0 + ce * eps;
+            if (noisy) prev = prev + sigma * batch::load_unaligned(z + i);
+            prev.store_unaligned(x_prev + i);
         }
     }
 #endif
