@@ -240,8 +240,8 @@ void check_against_one_step(const cross_case& c) {
     for (std::int64_t t = Tn - 1; t >= 0; --t) {
         for (std::size_t b = 0; b < B; ++b)
             for (std::size_t i = 0; i < D; ++i)
-                z[b * D + i] = static_cast<T>(ddpm::random::normal_at(seed, static_cast<std::uint32_t>(b),
-                                                                      static_cast<std::uint32_t>(t), i));
+                z[b * D + i] = static_cast<T>(ddpm::random::normal_at_v2(seed, static_cast<std::uint32_t>(b),
+                                                                         static_cast<std::uint32_t>(t), i, D));
         const std::vector<ddpm::timestep_t> ts(B, t);
         ddpm::q_sample(s, x0, z, ts, xt);
         net(std::span<const T>(xt), std::span<const ddpm::timestep_t>(ts), std::span<T>(mo));
@@ -302,7 +302,7 @@ TEST_CASE("bits_per_dim's terms are vb_terms_bpd's, for every profile, parameter
     }
 }
 
-TEST_CASE("bits_per_dim: counter_noise draws normal_at(seed, sample, t, i), in any batch split", "[bpd][noise]") {
+TEST_CASE("bits_per_dim: counter_noise draws normal_at_v2(seed, sample, t, i, D), in any batch split", "[bpd][noise]") {
     constexpr std::size_t D = 70;
     const auto s = ddpm_test::vlb_schedule(30);
     const auto x0 = grid_data<double>(3 * D, 5);
@@ -317,8 +317,9 @@ TEST_CASE("bits_per_dim: counter_noise draws normal_at(seed, sample, t, i), in a
         std::size_t dim;
         void fill(std::span<double> out, std::uint64_t step) const {
             for (std::size_t b = 0; b < out.size() / dim; ++b)
-                ddpm::random::fill_normal(out.subspan(b * dim, dim), seed, static_cast<std::uint32_t>(b),
-                                          static_cast<std::uint32_t>(step), 0);
+                for (std::size_t i = 0; i < dim; ++i)
+                    out[b * dim + i] = ddpm::random::normal_at_v2(seed, static_cast<std::uint32_t>(b),
+                                                                  static_cast<std::uint32_t>(step), i, dim);
         }
     };
     ddpm::bpd_result by_counter, by_fill;

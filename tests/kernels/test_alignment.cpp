@@ -83,7 +83,7 @@ TEMPLATE_TEST_CASE("the fused kernels give the same bits at any buffer alignment
             const auto e = eps.values(), two_pass = xt2.values();
             REQUIRE(two_pass == r); // one pass = draw, then combine
             for (std::size_t k = 0; k < n; k += 7)
-                REQUIRE(e[k] == T(random::normal_at(ns.seed, ns.first_sample + std::uint32_t(k / D), ns.step, k % D)));
+                REQUIRE(e[k] == T(random::normal_at_v2(ns.seed, ns.first_sample + std::uint32_t(k / D), ns.step, k % D, D)));
             r.insert(r.end(), e.begin(), e.end());
             return r;
         });

@@ -33,13 +33,13 @@ bool close(const std::vector<T>& a, const std::vector<T>& b) {
     return true;
 }
 
-/// The noise a counter stream gives element i of row r.
+/// The noise a counter stream (stream v2, the default) gives element i of row r.
 template <class T>
 std::vector<T> stream_noise(const kernels::noise_stream& ns, std::size_t B, std::size_t D) {
     std::vector<T> z(B * D);
     for (std::size_t r = 0; r < B; ++r)
         for (std::size_t i = 0; i < D; ++i)
-            z[r * D + i] = static_cast<T>(random::normal_at(ns.seed, ns.first_sample + std::uint32_t(r), ns.step, i));
+            z[r * D + i] = static_cast<T>(random::normal_at_v2(ns.seed, ns.first_sample + std::uint32_t(r), ns.step, i, D));
     return z;
 }
 

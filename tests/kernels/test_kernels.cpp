@@ -57,10 +57,10 @@ TEMPLATE_TEST_CASE("forward_noise: SIMD equals scalar, any thread count, address
     const kernels::noise_stream ns{1234, 7, 5};
     std::vector<T> xt_ref(B * D), eps_ref(B * D), xt(B * D), eps(B * D);
     kernels::forward_noise<T>(x0, a, b, ns, xt_ref, eps_ref, {1}, backend::scalar);
-    // The noise is random::normal_at(seed, first_sample + b, step, i), widened.
+    // The noise is stream v2 (the default): random::normal_at_v2(seed, first_sample + b, step, i, D), widened.
     for (std::size_t r = 0; r < B; ++r)
         for (std::size_t i = 0; i < D; i += std::max<std::size_t>(1, D / 50))
-            REQUIRE(eps_ref[r * D + i] == T(random::normal_at(1234, 5 + std::uint32_t(r), 7, i)));
+            REQUIRE(eps_ref[r * D + i] == T(random::normal_at_v2(1234, 5 + std::uint32_t(r), 7, i, D)));
     for (const unsigned threads : {1u, 2u, 3u}) {
         INFO("threads " << threads);
         kernels::forward_noise<T>(x0, a, b, ns, xt, eps, {threads}, kernels::best_backend);

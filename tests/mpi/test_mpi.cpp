@@ -185,7 +185,7 @@ TEST_CASE("the generic sample_shard runs any one-process sampler on the rank's s
     for (std::size_t b = 0; ok && b < s.count; ++b)
         for (std::size_t d = 0; d < D; ++d)
             ok = ok && local[b * D + d] ==
-                           2.0 * static_cast<double>(ddpm::random::normal_at(7, static_cast<std::uint32_t>(s.first + b), 0, d));
+                           2.0 * static_cast<double>(ddpm::random::normal_at_v2(7, static_cast<std::uint32_t>(s.first + b), 0, d, D));
     CHECK(ok);
 }
 

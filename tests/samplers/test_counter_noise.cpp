@@ -8,6 +8,7 @@
 
 #include "mixture.hpp"
 
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -70,4 +71,78 @@ TEMPLATE_TEST_CASE("counter_noise: fused draws equal buffered replay, any thread
         ddpm::ddim_sample(ddim, net, ddpm::buffer_noise<T>(ddim_slots), b, opt);
         CHECK(a == b);
     }
+}
+
+namespace {
+/// A smooth toy ε-network for any D: out = tanh(0.7 x)(0.5 + t/1000).
+template <class T>
+struct any_dim_net {
+    void operator()(std::span<const T> x, std::span<const ddpm::timestep_t> t, std::span<T> out) const {
+        const std::size_t dim = x.size() / t.size();
+        for (std::size_t i = 0; i < x.size(); ++i)
+            out[i] = std::tanh(T(0.7) * x[i]) * static_cast<T>(0.5 + static_cast<double>(t[i / dim]) / 1000.0);
+    }
+};
+
+/// The slots (0 = x_T, s + 1 = step s) of a stream written out element by
+/// element with the per-element functions: normal_at_v2 for v2, normal_at for v1.
+template <class T>
+std::vector<T> per_element_slots(std::uint64_t seed, ddpm::random::noise_version v, std::size_t steps, std::size_t batch,
+                                 std::size_t dim) {
+    std::vector<T> all((steps + 1) * batch * dim);
+    for (std::size_t s = 0; s <= steps; ++s)
+        for (std::size_t b = 0; b < batch; ++b)
+            for (std::size_t i = 0; i < dim; ++i) {
+                const auto sample = static_cast<std::uint32_t>(b), step = static_cast<std::uint32_t>(s);
+                all[(s * batch + b) * dim + i] = static_cast<T>(v == ddpm::random::noise_version::v1
+                                                                    ? ddpm::random::normal_at(seed, sample, step, i)
+                                                                    : ddpm::random::normal_at_v2(seed, sample, step, i, dim));
+            }
+    return all;
+}
+} // namespace
+
+TEMPLATE_TEST_CASE("counter_noise in ddpm::sample / ddim_sample is stream v2 by default, v1 when asked, per element",
+                   "[samplers][noise][v2]", float, double) {
+    using T = TestType;
+    using ddpm::random::noise_version;
+    const ddpm::noise_schedule s(ddpm::schedule_config{});
+    const any_dim_net<T> net;
+    ddpm::ddpm_scheduler<T> sched(s, ddpm::model_options{});
+    sched.set_timesteps(8, ddpm::timestep_spacing::trailing);
+    ddpm::ddim_options o;
+    o.eta = 1.0;
+    ddpm::ddim_scheduler<T> ddim(s, ddpm::model_options{}, o);
+    ddim.set_timesteps(6, ddpm::timestep_spacing::trailing);
+    CHECK(ddpm::counter_noise(1).version() == noise_version::v2);
+    for (const std::size_t D : {1u, 2u, 3u, 17u, 63u, 64u, 65u, 130u, 784u}) {
+        for (const noise_version v : {noise_version::v1, noise_version::v2}) {
+            INFO("D " << D << " version " << unsigned(v));
+            const std::size_t B = 3;
+            const ddpm::counter_noise noise = v == noise_version::v2 ? ddpm::counter_noise(99, D)
+                                                                     : ddpm::counter_noise(99, D, 0, noise_version::v1);
+            ddpm::sampler_options opt;
+            opt.batch = B;
+            std::vector<T> fused(B * D), replay(B * D);
+            ddpm::sample(sched, net, noise, fused, opt);
+            const auto slots = per_element_slots<T>(99, v, sched.num_steps(), B, D);
+            ddpm::sample(sched, net, ddpm::buffer_noise<T>(slots), replay, opt);
+            CHECK(fused == replay);
+            // fill() draws the same values as the fused kernels.
+            std::vector<T> x_t(B * D);
+            noise.fill(std::span<T>(x_t), 0);
+            CHECK(std::equal(x_t.begin(), x_t.end(), slots.begin()));
+
+            ddpm::ddim_sample(ddim, net, noise, fused, opt);
+            const auto dslots = per_element_slots<T>(99, v, ddim.num_steps(), B, D);
+            ddpm::ddim_sample(ddim, net, ddpm::buffer_noise<T>(dslots), replay, opt);
+            CHECK(fused == replay);
+        }
+    }
+    // An unknown version is an error when the noise is drawn.
+    std::vector<T> x(4, T(-7));
+    const ddpm::counter_noise bad(1, 2, 0, static_cast<noise_version>(7));
+    CHECK_THROWS_AS(bad.fill(std::span<T>(x), 0), ddpm::invalid_argument);
+    CHECK_THROWS_AS(bad.stream(1), ddpm::invalid_argument);
+    CHECK(x == std::vector<T>(4, T(-7)));
 }

@@ -74,8 +74,9 @@ void q_sample(const noise_schedule& s, const X& x0, const N& noise, const Ts& ti
 }
 
 /// Fused forward noising for training (Algorithm 1): draws ε from the
-/// counter-based stream — element i of sample b gets
-/// random::normal_at(noise.seed, noise.first_sample + b, noise.step, i) — and
+/// counter-based stream — element i of sample b (D elements) gets
+/// random::normal_at_v2(noise.seed, noise.first_sample + b, noise.step, i, D)
+/// (random::normal_at(…, i) when noise.version is v1) — and
 /// writes x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε and ε (the ε-prediction target) in one
 /// pass over memory. Use a different `step` (or seed) per training iteration.
 /// @throws ddpm::invalid_argument on size mismatch or a timestep outside [0, T).
@@ -91,8 +92,8 @@ void q_sample(const noise_schedule& s, const X& x0, const Ts& timesteps, const k
 
 /// Fused forward noising with the samplers' noise source: the same as the
 /// overload above with `noise.stream(step)`, so element i of sample b gets
-/// random::normal_at(noise.seed(), first_sample + b, step, i) (first_sample
-/// as given to counter_noise). `step` plays the role a chain step plays in a
+/// random::normal_at_v2(noise.seed(), first_sample + b, step, i, D) (first_sample
+/// and the stream version as given to counter_noise). `step` plays the role a chain step plays in a
 /// sampler: use a different one (or another seed) per training iteration, and
 /// keep the seeds of training and sampling apart if both run in one program.
 ///

@@ -19,8 +19,8 @@
 // xsimd::batch<T>, so the SIMD body and the scalar tail (and the backend::scalar
 // reference) perform the same operations in the same order. Work is cut into
 // tasks exactly as in kernels/fused.hpp: results do not depend on the thread
-// count, and counter noise for element i of row b at step s is
-// random::normal_at(seed, first_sample + b, s, i). These entry points validate
+// count, and counter noise for element i of row b at step s is that of
+// kernels::noise_stream (stream v2 by default). These entry points validate
 // sizes once per call; per-element work never checks anything. The SIMD
 // bodies are dispatched at run time as in fused.hpp (ddpm/dispatch/isa.hpp).
 #pragma once
@@ -237,7 +237,7 @@ DDPM_FORCEINLINE const T* chunk_noise(const step_noise<T>& noise, bool wanted, s
                                       std::size_t first, std::size_t n, T* buf, backend bk) noexcept {
     if (!wanted) return nullptr;
     if (noise.source == step_noise<T>::kind::stream) {
-        draw<T>(noise.stream, row, first, n, buf, bk);
+        draw<T>(noise.stream, row, dim, first, n, buf, bk);
         return buf;
     }
     if (noise.source == step_noise<T>::kind::buffer) return noise.buffer.data() + row * dim + first;
@@ -285,7 +285,7 @@ void combine(std::span<const combine_coefficients<T, K>> coefficients, const std
     const auto wants_noise = [&](std::size_t r) { return coefficients[r].sigma != T(0); };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
+        detail::tile_noise(noise, wants_noise, row, tile_rows, dim, first, n, z, bk);
         // Consecutive rows with the same coefficients are one range call.
         detail::for_each_run(
             row, tile_rows,
@@ -349,7 +349,7 @@ void sigma_step(std::span<const sigma_step_coefficients<T>> coefficients, const 
     const auto wants_noise = [&](std::size_t r) { return coefficients[r].sigma_up != T(0); };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
+        detail::tile_noise(noise, wants_noise, row, tile_rows, dim, first, n, z, bk);
         // Rows with the same coefficients are one range call (the output's
         // channels interleave per row when channels = 2: then row by row).
         detail::for_each_run(

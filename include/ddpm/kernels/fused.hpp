@@ -5,8 +5,9 @@
 // available) with the scalar functions of kernels/scalar.hpp as its tail and
 // its reference; `backend::scalar` runs the reference alone. Work is cut into
 // tasks of whole 64-element noise groups, so results do not depend on the
-// number of threads, and the noise for element i of sample b at step s under
-// seed k is random::normal_at(k, first_sample + b, s, i) on every path.
+// number of threads, and the noise for element i of sample b (of D elements)
+// at step s under seed k is random::normal_at_v2(k, first_sample + b, s, i, D)
+// on every path (random::normal_at in stream v1, see noise_stream).
 //
 // Batches are B samples × D elements, row-major. Per-sample coefficients come
 // from core/coefficients.hpp (DDPM) or the DDIM sampler. These entry points
@@ -51,12 +52,17 @@ using scalar::eps_form;
 using scalar::reverse_coefficients;
 using scalar::x0_form;
 
-/// The counter-based noise a kernel draws: element i of row b gets
-/// random::normal_at(seed, first_sample + b, step, i).
+/// The counter-based noise a kernel draws: element i of row b (D elements a
+/// row) gets random::normal_at_v2(seed, first_sample + b, step, i, D) in the
+/// default stream v2, or random::normal_at(seed, first_sample + b, step, i)
+/// with version = random::noise_version::v1 (the stream before v2; the two
+/// agree when D mod 64 is 0 or 1). `{seed, step, first_sample}` gives v2;
+/// `{seed, step, first_sample, random::noise_version::v1}` gives v1.
 struct noise_stream {
     std::uint64_t seed = 0;
     std::uint32_t step = 0;
     std::uint32_t first_sample = 0;
+    random::noise_version version = random::noise_version::v2;
 };
 
 /// Which implementation runs: the portable scalar reference, or the xsimd one:
@@ -216,17 +222,30 @@ template <class V>
     return std::memcmp(&a, &b, sizeof(V)) == 0;
 }
 
-/// Draws the normals of row `row`, elements [first, first + n), as T.
+/// Whether elements [first, first + n) of a row of `dim` elements reach the
+/// compact last partial group of stream v2 (else stream v1 gives their values:
+/// below the last whole group, or dim mod 64 is 0 or 1, the two agree).
+[[nodiscard]] DDPM_FORCEINLINE bool draws_v2_tail(const noise_stream& ns, std::size_t dim, std::size_t first,
+                                                  std::size_t n) noexcept {
+    return ns.version == random::noise_version::v2 && dim % random::noise_group_elements > 1 &&
+           first + n > random::whole_group_elements(dim);
+}
+
+/// Draws the normals of row `row` (of `dim` elements), elements
+/// [first, first + n), as T, in stream ns.version.
 template <class T>
-DDPM_FORCEINLINE void draw(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n, T* out,
-                           backend bk) noexcept {
+DDPM_FORCEINLINE void draw(const noise_stream& ns, std::size_t row, std::size_t dim, std::size_t first, std::size_t n,
+                           T* out, backend bk) noexcept {
     alignas(64) float tmp[chunk_elements];
     float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out) : tmp;
     const std::span<float> span(dst, n);
     const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
     // A SIMD fill computes whole 64-element groups: below one group the scalar
     // path, which computes only the blocks it needs, is faster.
-    if (bk == backend::scalar) {
+    if (draws_v2_tail(ns, dim, first, n)) {
+        if (bk == backend::scalar) random::detail::fill_rows_v2_scalar(dst, 1, n, dim, ns.seed, sample, ns.step, first);
+        else random::detail::fill_rows_v2(dst, 1, n, dim, ns.seed, sample, ns.step, first);
+    } else if (bk == backend::scalar) {
         random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
     } else if (n < random::noise_group_elements) {
 #if DDPM_HAS_XSIMD
@@ -243,21 +262,29 @@ DDPM_FORCEINLINE void draw(const noise_stream& ns, std::size_t row, std::size_t 
 }
 
 /// Draws the normals of a tile (rows × count elements from element `first`
-/// of rows row .. row + rows − 1; rows·count ≤ chunk_elements) into out,
-/// row-major, as T. Several rows at once are drawn across samples
-/// (random::fill_normal_rows); the values are the per-row ones bit for bit.
+/// of rows row .. row + rows − 1 of `dim` elements each; rows·count ≤
+/// chunk_elements) into out, row-major, as T. Several rows at once are drawn
+/// across samples (random::fill_normal_rows); the values are the per-row ones
+/// bit for bit.
 template <class T>
-DDPM_FORCEINLINE void draw_tile(const noise_stream& ns, std::size_t row, std::size_t rows, std::size_t first,
-                                std::size_t count, T* out, backend bk) noexcept {
+DDPM_FORCEINLINE void draw_tile(const noise_stream& ns, std::size_t row, std::size_t rows, std::size_t dim,
+                                std::size_t first, std::size_t count, T* out, backend bk) noexcept {
     if (rows == 1) {
-        draw<T>(ns, row, first, count, out, bk);
+        draw<T>(ns, row, dim, first, count, out, bk);
         return;
     }
     alignas(64) float tmp[chunk_elements];
     float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out) : tmp;
     const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
-    if (bk == backend::scalar) random::detail::fill_rows_scalar(dst, rows, count, ns.seed, sample, ns.step, first);
-    else random::detail::fill_rows(dst, rows, count, ns.seed, sample, ns.step, first);
+    if (draws_v2_tail(ns, dim, first, count)) {
+        if (bk == backend::scalar)
+            random::detail::fill_rows_v2_scalar(dst, rows, count, dim, ns.seed, sample, ns.step, first);
+        else random::detail::fill_rows_v2(dst, rows, count, dim, ns.seed, sample, ns.step, first);
+    } else if (bk == backend::scalar) {
+        random::detail::fill_rows_scalar(dst, rows, count, ns.seed, sample, ns.step, first);
+    } else {
+        random::detail::fill_rows(dst, rows, count, ns.seed, sample, ns.step, first);
+    }
     if constexpr (!std::is_same_v<T, float>)
         for (std::size_t i = 0; i < rows * count; ++i) out[i] = static_cast<T>(tmp[i]);
 }
@@ -266,11 +293,11 @@ DDPM_FORCEINLINE void draw_tile(const noise_stream& ns, std::size_t row, std::si
 /// it (wants(r)); buffer noise and none need nothing here.
 template <class T, class Wants>
 DDPM_FORCEINLINE void tile_noise(const step_noise<T>& noise, Wants&& wants, std::size_t row, std::size_t rows,
-                                 std::size_t first, std::size_t n, T* buf, backend bk) noexcept {
+                                 std::size_t dim, std::size_t first, std::size_t n, T* buf, backend bk) noexcept {
     if (noise.source != step_noise<T>::kind::stream) return;
     for (std::size_t r = row; r < row + rows; ++r)
         if (wants(r)) {
-            draw_tile<T>(noise.stream, row, rows, first, n, buf, bk);
+            draw_tile<T>(noise.stream, row, rows, dim, first, n, buf, bk);
             return;
         }
 }
@@ -343,17 +370,26 @@ void forward_range(const T* x0, const T* z, T* xt, std::size_t n, T a, T b) noex
 /// compiled with another compiled_isa than the caller's — an ODR violation.
 /// The same bits as draw (a SIMD fill computes whole 64-element groups).
 template <backend Bk, class Arch, class T>
-DDPM_FORCEINLINE void draw_at(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n,
-                              T* out) noexcept {
+DDPM_FORCEINLINE void draw_at(const noise_stream& ns, std::size_t row, std::size_t dim, std::size_t first,
+                              std::size_t n, T* out) noexcept {
     alignas(64) float tmp[chunk_elements];
     float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out) : tmp;
     const std::span<float> span(dst, n);
     const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
+    if (draws_v2_tail(ns, dim, first, n)) {
 #if DDPM_HAS_XSIMD
-    if constexpr (Bk == backend::simd) random::fill_normal_simd<Arch>(span, ns.seed, sample, ns.step, first);
-    else
+        if constexpr (Bk == backend::simd)
+            random::detail::fill_rows_v2_simd<Arch>(dst, 1, n, dim, ns.seed, sample, ns.step, first);
+        else
 #endif
-        random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
+            random::detail::fill_rows_v2_scalar(dst, 1, n, dim, ns.seed, sample, ns.step, first);
+    } else {
+#if DDPM_HAS_XSIMD
+        if constexpr (Bk == backend::simd) random::fill_normal_simd<Arch>(span, ns.seed, sample, ns.step, first);
+        else
+#endif
+            random::fill_normal_scalar(span, ns.seed, sample, ns.step, first);
+    }
     if constexpr (!std::is_same_v<T, float>)
         for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(tmp[i]);
 }
@@ -362,11 +398,12 @@ DDPM_FORCEINLINE void draw_at(const noise_stream& ns, std::size_t row, std::size
 /// one pass: for each whole 64-element noise group inside the range the
 /// normals are made in registers (random::normal_batches), ε is stored once
 /// and x_t = a·x_0 + b·ε computed from the same registers. The groups cut by
-/// the range's ends, double precision, and SIMD widths that do not divide 16
-/// take draw + forward_range. The same bits as draw + forward_range.
+/// the range's ends (a row of `dim` elements: in stream v2 its partial last
+/// group has the compact layout), double precision, and SIMD widths that do
+/// not divide 16 take draw + forward_range. The same bits as draw + forward_range.
 template <backend Bk, class T, class Arch = default_simd_arch, bool Peel = true>
-void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t first, std::size_t n, const T* x0,
-                          T* eps, T* xt, T a, T b) noexcept {
+void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t dim, std::size_t first, std::size_t n,
+                          const T* x0, T* eps, T* xt, T a, T b) noexcept {
     std::size_t i = 0;
 #if DDPM_HAS_XSIMD
     if constexpr (Bk == backend::simd && std::is_same_v<T, float> &&
@@ -378,7 +415,7 @@ void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t f
         const auto sample = static_cast<std::uint32_t>(ns.first_sample + row);
         i = std::min(n, (group - first % group) % group); // up to the first whole group
         if (i > 0) {
-            draw_at<Bk, Arch>(ns, row, first, i, eps);
+            draw_at<Bk, Arch>(ns, row, dim, first, i, eps);
             forward_range<Bk, T, Arch, Peel>(x0, eps, xt, i, a, b);
         }
         for (; i + group <= n; i += group) {
@@ -396,7 +433,7 @@ void forward_stream_range(const noise_stream& ns, std::size_t row, std::size_t f
     }
 #endif
     if (i < n) {
-        draw_at<Bk, Arch>(ns, row, first + i, n - i, eps + i);
+        draw_at<Bk, Arch>(ns, row, dim, first + i, n - i, eps + i);
         forward_range<Bk, T, Arch, Peel>(x0 + i, eps + i, xt + i, n - i, a, b);
     }
 }
@@ -534,8 +571,8 @@ constexpr decltype(auto) dispatch_form_clip(x0_form form, bool clip, F&& f) {
 template <class T>
 struct kernel_table {
     using forward_fn = void (*)(const T*, const T*, T*, std::size_t, T, T) noexcept;
-    using forward_stream_fn = void (*)(const noise_stream&, std::size_t, std::size_t, std::size_t, const T*, T*, T*,
-                                       T, T) noexcept;
+    using forward_stream_fn = void (*)(const noise_stream&, std::size_t, std::size_t, std::size_t, std::size_t,
+                                       const T*, T*, T*, T, T) noexcept;
     using ddpm_fn = void (*)(const T*, const T*, const T*, const T*, T*, T*, std::size_t,
                              const reverse_coefficients<T>&, const x0_clip<T>&) noexcept;
     using ddim_fn = void (*)(const T*, const T*, const T*, T*, T*, std::size_t, const ddim_coefficients<T>&,
@@ -599,6 +636,7 @@ template <class T>
 void check_noise(std::string_view where, const step_noise<T>& noise, std::size_t elements) {
     if (noise.source == step_noise<T>::kind::buffer)
         check_equal(where, "noise", noise.buffer.size(), elements, "elements (B x D)");
+    if (noise.source == step_noise<T>::kind::stream) random::detail::check_version(where, noise.stream.version);
 }
 
 // Whether two rows' parameters are the same bits, so that the rows may share
@@ -681,6 +719,7 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "b", b.size(), a.size(), "(one per sample)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "eps", eps.size(), x0.size(), "elements (B x D)");
+    random::detail::check_version(where, ns.version);
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
     detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
         if (rows == 1) {
@@ -690,14 +729,14 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
             const T* x = x0.data() + off;
             T* e = eps.data() + off;
             T* y = xt.data() + off;
-            if (table) table->forward_stream(ns, row, first, n, x, e, y, a[row], b[row]);
+            if (table) table->forward_stream(ns, row, dim, first, n, x, e, y, a[row], b[row]);
             else if (bk == backend::simd) detail::forward_stream_range<backend::simd, T, detail::default_simd_arch, detail::compile_time_peels>(
-                ns, row, first, n, x, e, y, a[row], b[row]);
-            else detail::forward_stream_range<backend::scalar, T>(ns, row, first, n, x, e, y, a[row], b[row]);
+                ns, row, dim, first, n, x, e, y, a[row], b[row]);
+            else detail::forward_stream_range<backend::scalar, T>(ns, row, dim, first, n, x, e, y, a[row], b[row]);
             return;
         }
         // A tile of short rows: their noise is drawn across samples.
-        detail::draw_tile<T>(ns, row, rows, first, n, eps.data() + row * dim + first, bk);
+        detail::draw_tile<T>(ns, row, rows, dim, first, n, eps.data() + row * dim + first, bk);
         detail::forward_tile<T>(table, bk, x0.data(), eps.data(), xt.data(), a, b, dim, row, rows, first, n);
     });
 }
@@ -749,7 +788,7 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
     };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
+        detail::tile_noise(noise, wants_noise, row, tile_rows, dim, first, n, z, bk);
         // Rows with the same coefficients and clipping (one timestep for the
         // batch) are one range call; a learned variance interleaves its
         // channels per row, so those rows go one by one.
@@ -816,7 +855,7 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
     };
     detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
         alignas(64) T z[detail::chunk_elements];
-        detail::tile_noise(noise, wants_noise, row, tile_rows, first, n, z, bk);
+        detail::tile_noise(noise, wants_noise, row, tile_rows, dim, first, n, z, bk);
         detail::for_each_run(
             row, tile_rows,
             [&](std::size_t r, std::size_t q) {

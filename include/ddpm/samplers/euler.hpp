@@ -432,7 +432,7 @@ public:
 /// plus fresh noise σ_up·z (σ_down² + σ_up² = σ_next²).
 ///
 /// Noise: call i draws noise step i + 1 of the run's noise source (counter
-/// noise: random::normal_at(seed, sample, i + 1, element)); the last step
+/// noise: random::normal_at_v2(seed, sample, i + 1, element, D)); the last step
 /// (σ_next = 0, hence σ_up = 0) draws none.
 template <std::floating_point T>
 class euler_ancestral_scheduler : public detail::euler_family_base<T> {

@@ -348,8 +348,9 @@ std::size_t bits_per_dim_impl(const noise_schedule& s, Model& model, std::span<c
 ///                 `noise.fill(z, t)` with the **0-based timestep t as the step
 ///                 index**, asked once per t in the order T − 1, …, 0:
 ///                 * ddpm::counter_noise(seed[, 0, first_sample]): z_t[b, i] =
-///                   random::normal_at(seed, first_sample + b, step = t,
-///                   element = i) (the float stream, widened for double), a
+///                   random::normal_at_v2(seed, first_sample + b, step = t,
+///                   element = i, D) (stream v2, the default; normal_at in
+///                   v1; the float stream, widened for double), a
 ///                   pure function of (seed, sample, t, i): reproducible in any
 ///                   batch split; drawn inside the forward kernel;
 ///                 * buffer_noise: T slots of B·D values, slot t replayed at

@@ -27,6 +27,7 @@
 #include "ddpm/kernels/fused.hpp"
 #include "ddpm/random/counter_noise.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -156,20 +157,29 @@ private:
     std::span<const T> m_values;
 };
 
-/// Counter-based noise (ddpm/random/): the value for element i of sample b at
-/// chain step s is random::normal_at(seed, first_sample + b, s, i) — the same
-/// on one thread or many, in any batch split, on the CPU or the GPU. The
-/// samplers draw it inside their fused step kernels (no noise buffer), so it
-/// is also the fastest source. `step` follows the noise_source convention
-/// (0 = x_T, i + 1 = the noise of step i).
+/// Counter-based noise (ddpm/random/): the value for element i of sample b
+/// (of D elements) at chain step s is random::normal_at_v2(seed,
+/// first_sample + b, s, i, D) in the default stream v2, or
+/// random::normal_at(seed, first_sample + b, s, i) when constructed with
+/// random::noise_version::v1 (the stream before v2; the same values when
+/// D mod 64 is 0 or 1) — the same on one thread or many, in any batch split,
+/// on the CPU or the GPU. The samplers draw it inside their fused step kernels
+/// (no noise buffer), so it is also the fastest source. `step` follows the
+/// noise_source convention (0 = x_T, i + 1 = the noise of step i).
 ///
 /// fill(out, step) on its own needs the per-sample size: pass `dim` (D) at
 /// construction, or leave it 0 to treat `out` as one sample. The samplers
 /// call fill_rows(out, step, D) and know D themselves.
+///
+///     ddpm::counter_noise noise(seed, dim);                                  // stream v2
+///     ddpm::counter_noise v1(seed, dim, 0, ddpm::random::noise_version::v1); // stream v1
 class counter_noise {
 public:
-    explicit constexpr counter_noise(std::uint64_t seed, std::size_t dim = 0, std::uint32_t first_sample = 0) noexcept
-        : m_seed(seed), m_dim(dim), m_first_sample(first_sample) {}
+    /// A version other than v1 or v2 is reported (ddpm::invalid_argument) by
+    /// fill, fill_rows and stream.
+    explicit constexpr counter_noise(std::uint64_t seed, std::size_t dim = 0, std::uint32_t first_sample = 0,
+                                     random::noise_version version = random::noise_version::v2) noexcept
+        : m_seed(seed), m_dim(dim), m_first_sample(first_sample), m_version(version) {}
 
     template <std::floating_point T>
     void fill(std::span<T> out, std::uint64_t step) const {
@@ -183,18 +193,42 @@ public:
             detail::throw_invalid("ddpm::counter_noise::fill", "out.size()", out.size(),
                                   "a multiple of the sample size D = " + std::to_string(dim));
         check_step(step);
-        for (std::size_t b = 0; b < out.size() / dim; ++b)
-            random::fill_normal(out.subspan(b * dim, dim), m_seed, static_cast<std::uint32_t>(m_first_sample + b),
-                                static_cast<std::uint32_t>(step));
+        random::detail::check_version("ddpm::counter_noise::fill", m_version);
+        const auto s = static_cast<std::uint32_t>(step);
+        if constexpr (std::is_same_v<T, float>) {
+            if (m_version == random::noise_version::v2) {
+                random::fill_normal_rows(out, dim, m_seed, m_first_sample, s, m_version);
+                return;
+            }
+        }
+        for (std::size_t b = 0; b < out.size() / dim; ++b) {
+            const auto sample = static_cast<std::uint32_t>(m_first_sample + b);
+            const std::span<T> row = out.subspan(b * dim, dim);
+            if (m_version == random::noise_version::v1) {
+                random::fill_normal(row, m_seed, sample, s);
+                continue;
+            }
+            // double in v2: the float stream, widened (as fill_normal widens
+            // v1), through a chunk on the stack (no allocation in a sampling loop).
+            constexpr std::size_t chunk = 1024;
+            alignas(64) float tmp[chunk];
+            for (std::size_t at = 0; at < dim; at += chunk) {
+                const std::size_t n = std::min(chunk, dim - at);
+                random::detail::fill_rows_v2(tmp, 1, n, dim, m_seed, sample, s, at);
+                std::copy(tmp, tmp + n, row.begin() + static_cast<std::ptrdiff_t>(at));
+            }
+        }
     }
 
     /// The stream of chain step `step`, for the fused kernels.
     [[nodiscard]] kernels::noise_stream stream(std::uint64_t step) const {
         check_step(step);
-        return {m_seed, static_cast<std::uint32_t>(step), m_first_sample};
+        random::detail::check_version("ddpm::counter_noise::stream", m_version);
+        return {m_seed, static_cast<std::uint32_t>(step), m_first_sample, m_version};
     }
 
     [[nodiscard]] std::uint64_t seed() const noexcept { return m_seed; }
+    [[nodiscard]] random::noise_version version() const noexcept { return m_version; }
 
 private:
     static void check_step(std::uint64_t step) {
@@ -204,6 +238,7 @@ private:
     std::uint64_t m_seed;
     std::size_t m_dim;
     std::uint32_t m_first_sample;
+    random::noise_version m_version;
 };
 
 /// A source that writes zeros: the mean of every step (for tests and for
