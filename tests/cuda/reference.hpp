@@ -6,9 +6,11 @@
 //     the host with the very per-thread bodies the kernels call
 //     (kernels/grid_threads.hpp) — the kernels' logic minus the launch.
 //   * counter_noise: a CPU noise source (samplers/noise.hpp's NoiseSource)
-//     drawing random::fill_normal per sample, step = the chain step — the
-//     numbering the CUDA samplers use — so a CPU ddpm::sample with it draws
-//     what the GPU draws.
+//     drawing the per-element normals of stream v2 (random::normal_at_v2,
+//     the default) or v1 (random::normal_at) per sample, step = the chain
+//     step — the numbering the CUDA samplers use — so a CPU ddpm::sample
+//     with it draws what the GPU draws.
+//   * reference_row: one row of a noise fill, element by element.
 //   * toy_model: the element-wise network of tests/data/*_step.json.
 #pragma once
 
@@ -92,26 +94,47 @@ void run_threshold_reference(const grid::threshold_args<T, Coef>& a) {
 /// is row b (first_sample + b), the step is the chain step — what
 /// ddpm::counter_noise draws, but through a buffer (the CPU samplers' generic
 /// path rather than their fused one), as an independent reference.
+/// Elements [offset, offset + dim) of sample `sample` (of offset + dim
+/// elements) of a fill, element by element: uniform_at, normal_at (stream v1)
+/// or normal_at_v2 (stream v2).
+inline std::vector<float> reference_row(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                        std::uint64_t offset, std::size_t dim, bool uniform,
+                                        ddpm::random::noise_version version) {
+    std::vector<float> row(dim);
+    for (std::size_t k = 0; k < dim; ++k) {
+        const std::uint64_t e = offset + k;
+        row[k] = uniform ? ddpm::random::uniform_at(seed, sample, step, e)
+                 : version == ddpm::random::noise_version::v1
+                     ? ddpm::random::normal_at(seed, sample, step, e)
+                     : ddpm::random::normal_at_v2(seed, sample, step, e, offset + dim);
+    }
+    return row;
+}
+
 template <class T>
 struct counter_noise {
     std::uint64_t seed = 0;
     std::size_t dim = 1;
     std::uint32_t first_sample = 0;
+    ddpm::random::noise_version version = ddpm::random::noise_version::v2;
 
     void fill(std::span<T> out, std::uint64_t step) const {
         const std::size_t rows = out.size() / dim;
-        for (std::size_t b = 0; b < rows; ++b)
-            ddpm::random::fill_normal(out.subspan(b * dim, dim), seed, static_cast<std::uint32_t>(first_sample + b),
-                                      static_cast<std::uint32_t>(step), 0);
+        for (std::size_t b = 0; b < rows; ++b) {
+            const auto row = reference_row(seed, static_cast<std::uint32_t>(first_sample + b),
+                                           static_cast<std::uint32_t>(step), 0, dim, false, version);
+            for (std::size_t k = 0; k < dim; ++k) out[b * dim + k] = static_cast<T>(row[k]);
+        }
     }
 };
 
-/// B·D normals of one step: row b = normal_at(seed, first_sample + b, step, ·).
+/// B·D normals of one step: row b = normal_at_v2(seed, first_sample + b, step, ·, dim)
+/// (normal_at in stream v1).
 template <class T>
 std::vector<T> normals(std::uint64_t seed, std::uint32_t first_sample, std::uint32_t step, std::size_t batch,
-                       std::size_t dim) {
+                       std::size_t dim, ddpm::random::noise_version version = ddpm::random::noise_version::v2) {
     std::vector<T> z(batch * dim);
-    counter_noise<T>{seed, dim, first_sample}.fill(std::span<T>(z), step);
+    counter_noise<T>{seed, dim, first_sample, version}.fill(std::span<T>(z), step);
     return z;
 }
 

@@ -229,24 +229,30 @@ TEST_CASE("the fill kernel's threads draw random::fill_normal / fill_uniform bit
                          << " dim " << c.dim << " uniform " << uniform);
             const std::int64_t batch = 3;
             std::vector<float> got(static_cast<std::size_t>(batch * c.dim), std::numeric_limits<float>::quiet_NaN());
-            grid::fill_args<float> a;
-            a.out = got.data();
-            a.batch = batch;
-            a.dim = c.dim;
-            a.seed = c.seed;
-            a.step = c.step;
-            a.first_sample = c.first_sample;
-            a.element_offset = c.offset;
-            a.uniform = uniform;
-            run_fill_grid(a);
-            for (std::int64_t b = 0; b < batch; ++b) {
-                std::vector<float> ref(static_cast<std::size_t>(c.dim));
-                const auto sample = static_cast<std::uint32_t>(c.first_sample + static_cast<std::uint64_t>(b));
-                if (uniform) ddpm::random::fill_uniform_scalar(ref, c.seed, sample, c.step, c.offset);
-                else ddpm::random::fill_normal_scalar(ref, c.seed, sample, c.step, c.offset);
-                const std::span<const float> row(got.data() + b * c.dim, static_cast<std::size_t>(c.dim));
-                CHECK(max_ulp<float>(row, ref) == 0);
-                CHECK(std::memcmp(row.data(), ref.data(), ref.size() * sizeof(float)) == 0);
+            for (const auto version : {ddpm::random::noise_version::v1, ddpm::random::noise_version::v2}) {
+                INFO("version " << unsigned(version));
+                grid::fill_args<float> a;
+                a.out = got.data();
+                a.batch = batch;
+                a.dim = c.dim;
+                a.seed = c.seed;
+                a.step = c.step;
+                a.first_sample = c.first_sample;
+                a.element_offset = c.offset;
+                a.uniform = uniform;
+                a.version = version;
+                run_fill_grid(a);
+                for (std::int64_t b = 0; b < batch; ++b) {
+                    std::vector<float> ref(static_cast<std::size_t>(c.dim));
+                    const auto sample = static_cast<std::uint32_t>(c.first_sample + static_cast<std::uint64_t>(b));
+                    if (uniform) ddpm::random::fill_uniform_scalar(ref, c.seed, sample, c.step, c.offset);
+                    else if (version == ddpm::random::noise_version::v1)
+                        ddpm::random::fill_normal_scalar(ref, c.seed, sample, c.step, c.offset);
+                    else ref = reference_row(c.seed, sample, c.step, c.offset, ref.size(), false, version);
+                    const std::span<const float> row(got.data() + b * c.dim, static_cast<std::size_t>(c.dim));
+                    CHECK(max_ulp<float>(row, ref) == 0);
+                    CHECK(std::memcmp(row.data(), ref.data(), ref.size() * sizeof(float)) == 0);
+                }
             }
         }
     }
@@ -259,9 +265,11 @@ TEMPLATE_TEST_CASE("the forward kernel's threads equal ddpm::q_sample with the s
         const ddpm::noise_schedule s(ddpm::schedule_config{}, p);
         const auto tab = grid::make_forward_tables<T>(s);
         for (const std::int64_t dim : test_dims) {
-            for (const bool vector_path : {false, true}) {
+            for (const bool vector_path : {false, true})
+            for (const auto version : {ddpm::random::noise_version::v1, ddpm::random::noise_version::v2}) {
                 if (vector_path && dim % 64 != 0) continue;
-                INFO("profile " << ddpm::to_string(p) << " dim " << dim << " vector " << vector_path);
+                INFO("profile " << ddpm::to_string(p) << " dim " << dim << " vector " << vector_path << " version "
+                                << unsigned(version));
                 const std::vector<timestep_t> ts{0, 17, 999, 500};
                 const std::int64_t batch = static_cast<std::int64_t>(ts.size());
                 const auto n = static_cast<std::size_t>(batch * dim);
@@ -282,10 +290,11 @@ TEMPLATE_TEST_CASE("the forward kernel's threads equal ddpm::q_sample with the s
                 a.seed = 77;
                 a.step = 12;
                 a.first_sample = 5;
+                a.version = version;
                 int flag = 0;
                 a.error_flag = &flag;
                 run_forward_grid(a, vector_path);
-                const auto z = normals<T>(77, 5, 12, ts.size(), static_cast<std::size_t>(dim));
+                const auto z = normals<T>(77, 5, 12, ts.size(), static_cast<std::size_t>(dim), version);
                 std::vector<T> ref(n), ref_v(n);
                 ddpm::q_sample(s, x0, z, ts, ref);
                 ddpm::get_velocity(s, x0, z, ts, ref_v);

@@ -1,5 +1,6 @@
 // The counter noise on the device equals the CPU scalar generator bit for
-// bit (random::fill_normal_scalar / fill_uniform_scalar), for several
+// bit (random::fill_normal_scalar / fill_uniform_scalar in stream v1,
+// random::normal_at_v2 element by element in stream v2), for several
 // (seed, sample, step, offset, length), in every storage type (the float
 // value, widened for double, rounded to nearest even for the 16-bit types).
 #include "device_util.cuh"
@@ -36,10 +37,11 @@ const noise_case cases[] = {
 template <class T>
 void check_noise(bool uniform) {
     const std::int64_t batch = 3;
+    for (const auto version : {ddpm::random::noise_version::v1, ddpm::random::noise_version::v2})
     for (const auto& c : cases) {
         ddpm::cuda::device_buffer<T> out(static_cast<std::size_t>(batch * c.dim));
         poison(out);
-        const ddpm::cuda::noise_stream ns{c.seed, c.step, c.first_sample};
+        const ddpm::cuda::noise_stream ns{c.seed, c.step, c.first_sample, version};
         if (uniform) ddpm::cuda::fill_uniform<T>(out.data(), batch, c.dim, ns, nullptr, c.offset);
         else ddpm::cuda::fill_normal<T>(out.data(), batch, c.dim, ns, nullptr, c.offset);
         const auto got = to_host(out);
@@ -47,12 +49,15 @@ void check_noise(bool uniform) {
             std::vector<float> ref(static_cast<std::size_t>(c.dim));
             const auto sample = static_cast<std::uint32_t>(c.first_sample + static_cast<std::uint64_t>(b));
             if (uniform) ddpm::random::fill_uniform_scalar(ref, c.seed, sample, c.step, c.offset);
-            else ddpm::random::fill_normal_scalar(ref, c.seed, sample, c.step, c.offset);
+            else if (version == ddpm::random::noise_version::v1)
+                ddpm::random::fill_normal_scalar(ref, c.seed, sample, c.step, c.offset);
+            else ref = reference_row(c.seed, sample, c.step, c.offset, ref.size(), false, version);
             const auto expect = to_storage<T>(ref);
             const std::span<const T> row(got.data() + b * c.dim, static_cast<std::size_t>(c.dim));
             DDPM_EXPECT(bitwise_equal<T>(row, expect))
                 << "seed " << c.seed << " sample " << sample << " step " << c.step << " offset " << c.offset
-                << " dim " << c.dim << " uniform " << uniform << " sizeof(T) " << sizeof(T);
+                << " dim " << c.dim << " uniform " << uniform << " sizeof(T) " << sizeof(T) << " version "
+                << unsigned(version);
         }
     }
 }
@@ -86,6 +91,8 @@ DDPM_CUDA_TEST(bad_arguments_throw_before_any_launch) {
     DDPM_EXPECT_THROWS(ddpm::cuda::fill_normal<float>(out.data(), 0, 16, {}), ddpm::invalid_argument);
     DDPM_EXPECT_THROWS(ddpm::cuda::fill_normal<float>(out.data(), 1, 0, {}), ddpm::invalid_argument);
     DDPM_EXPECT_THROWS(ddpm::cuda::fill_normal<float>(out.data(), 2, 8, {0, 0, 0xFFFFFFFFu}), ddpm::invalid_argument);
+    DDPM_EXPECT_THROWS(ddpm::cuda::fill_normal<float>(out.data(), 1, 8, {0, 0, 0, ddpm::random::noise_version{3}}),
+                       ddpm::invalid_argument);
     // The noexcept launcher reports the same as a status.
     ddpm::kernels::grid::fill_args<float> a;
     a.out = out.data();

@@ -58,7 +58,8 @@ kernels::grid::forward_args<T> forward_args_of(const device_schedule& s, const T
 } // namespace detail
 
 /// Fused forward noising (the training step's x_t): for every sample b and
-/// element i, ε = normal_at(noise.seed, noise.first_sample + b, noise.step, i),
+/// element i, ε = normal_at_v2(noise.seed, noise.first_sample + b, noise.step, i, dim)
+/// (normal_at(noise.seed, noise.first_sample + b, noise.step, i) in stream v1),
 /// x_t = √ᾱ_{t_b} x_0 + √(1 − ᾱ_{t_b}) ε. Writes x_t, ε (`eps`, may be
 /// nullptr) and, if `velocity` is given, v = √ᾱ ε − √(1 − ᾱ) x_0 — one read
 /// of x_0, no ε round trip through memory.
@@ -83,6 +84,7 @@ void forward_noise(const device_schedule& s, const T* x0, const timestep_t* time
     a.seed = noise.seed;
     a.step = noise.step;
     a.first_sample = noise.first_sample;
+    a.version = noise.version;
     detail::throw_if_failed(launch_forward(a, stream), where, __FILE__, __LINE__);
 }
 

@@ -46,6 +46,11 @@ template <class T>
     return p == nullptr || reinterpret_cast<std::uintptr_t>(p) % (4 * sizeof(T)) == 0;
 }
 
+/// A noise layout the kernels know: random::noise_version::v1 or ::v2.
+[[nodiscard]] inline bool known_version(random::noise_version v) noexcept {
+    return v == random::noise_version::v1 || v == random::noise_version::v2;
+}
+
 /// Sample indices first_sample .. first_sample + batch − 1 must fit the 32-bit counter word.
 [[nodiscard]] inline bool samples_fit(std::uint32_t first_sample, std::int64_t batch) noexcept {
     return batch >= 1 && static_cast<std::uint64_t>(first_sample) + static_cast<std::uint64_t>(batch) - 1u <=
@@ -233,6 +238,8 @@ template <storage_type T>
     if (a.element_offset > std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(a.dim))
         return status::invalid("element_offset", static_cast<long long>(a.element_offset),
                                "element_offset + dim <= 2^64");
+    if (!detail::known_version(a.version))
+        return status::invalid("version", static_cast<long long>(a.version), "noise_version::v1 or ::v2");
     if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const std::int64_t chunks = kernels::grid::fill_chunks(a.element_offset, a.dim);
     detail::fill_kernel<T><<<detail::grid_blocks(a.batch * chunks), detail::block_threads, 0, stream>>>(a, chunks);
@@ -252,6 +259,8 @@ template <storage_type T>
     if (a.dim < 1) return status::invalid("dim", a.dim, ">= 1");
     if (a.noise_in == nullptr && !detail::samples_fit(a.first_sample, a.batch))
         return status::invalid("batch", a.batch, "first_sample + batch - 1 <= 2^32 - 1 (32-bit sample index)");
+    if (a.noise_in == nullptr && !detail::known_version(a.version))
+        return status::invalid("version", static_cast<long long>(a.version), "noise_version::v1 or ::v2");
     if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const bool full = a.dim % kernels::grid::group_elements == 0 && detail::vector_aligned<T>(a.x0) &&
                       detail::vector_aligned<T>(a.xt) && detail::vector_aligned<T>(a.eps_out) &&
@@ -296,6 +305,8 @@ template <storage_type T, class Coef>
         return status::invalid("thresholds", 0, "a device pointer (B values from launch_threshold)");
     if (a.noise_in == nullptr && !detail::samples_fit(a.first_sample, a.batch))
         return status::invalid("batch", a.batch, "first_sample + batch - 1 <= 2^32 - 1 (32-bit sample index)");
+    if (a.noise_in == nullptr && !detail::known_version(a.version))
+        return status::invalid("version", static_cast<long long>(a.version), "noise_version::v1 or ::v2");
     if (const status pending = detail::take_pending_error(); !pending.ok()) return pending;
     const bool full = a.dim % kernels::grid::group_elements == 0 && detail::vector_aligned<T>(a.model_output) &&
                       detail::vector_aligned<T>(a.xt) && detail::vector_aligned<T>(a.x_prev) &&

@@ -12,7 +12,9 @@
 // for the batch (record_stride 0, as the samplers do for each chain step).
 //
 // Noise: z of sample b at a step with record r is
-// random::normal_at(seed, first_sample + b, r.noise_step, i), where
+// random::normal_at_v2(seed, first_sample + b, r.noise_step, i, D) (stream v2,
+// the default; random::normal_at(seed, first_sample + b, r.noise_step, i) in
+// stream v1, reverse_noise::version), where
 // noise_step = chain position + 1 (0 is x_T) — the step numbering of the CPU
 // samplers' noise sources (samplers/noise.hpp). Or the caller's buffer.
 #pragma once
@@ -60,10 +62,12 @@ struct step_buffers {
 };
 
 /// The counter stream of the reverse steps: row b is sample first_sample + b;
-/// the step comes from each record (noise_step).
+/// the step comes from each record (noise_step); stream v2 by default (see
+/// noise_stream).
 struct reverse_noise {
     std::uint64_t seed = 0;
     std::uint32_t first_sample = 0;
+    random::noise_version version = random::noise_version::v2;
 };
 
 using kernels::grid::sigma_mode_of;
@@ -179,6 +183,7 @@ void enqueue_reverse(std::string_view where, const step_record<Coef>* records, s
     a.out_stride = out_stride;
     a.seed = noise.seed;
     a.first_sample = noise.first_sample;
+    a.version = noise.version;
     throw_if_failed(launch_reverse(a, stream), where, __FILE__, __LINE__);
 }
 

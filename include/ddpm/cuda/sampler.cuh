@@ -9,17 +9,19 @@
 // the threshold scratch. sample() then only enqueues work on the caller's
 // stream:
 //
-//   x_T  = normal_at(seed, first_sample + b, 0, i)     (unless start_from_input)
+//   x_T  = normal(seed, first_sample + b, 0, i)        (unless start_from_input)
 //   for i = 0 … S − 1 (t = timesteps[i]):
 //       t_device[b] = t                                 (one small kernel)
 //       net(x, t_device, out, B, D, stream)             (the user's CUDA network)
 //       [dynamic thresholding: one selection kernel]
-//       x ← step_i(x, out) + σ_i z,  z = normal_at(seed, first_sample + b, i + 1, e)
+//       x ← step_i(x, out) + σ_i z,  z = normal(seed, first_sample + b, i + 1, e)
+//
+// where normal is random::normal_at_v2(…, D) in stream v2 (the default,
+// sampling_options::version) and random::normal_at in stream v1.
 //
 // The step numbering (0 for x_T, i + 1 for the noise of step i) is the one of
 // the CPU samplers' noise sources (samplers/noise.hpp), so a CPU chain run
-// with a counter noise source (fill(out, step) = random::fill_normal per
-// sample with that step) draws the same numbers.
+// with ddpm::counter_noise of the same version draws the same numbers.
 //
 // The network is any callable
 //   net(const T* x_t, const ddpm::timestep_t* t_device, T* out, int B, int D, cudaStream_t stream)
@@ -71,6 +73,8 @@ struct sampling_options {
     std::uint64_t seed = 0;          ///< key of the counter stream
     std::uint32_t first_sample = 0;  ///< sample index of row 0 (rows first_sample … first_sample + B − 1)
     bool start_from_input = false;   ///< x already holds x_T; otherwise it is drawn (step 0)
+    /// The counter stream's layout: v2 (the default, as ddpm::counter_noise) or v1.
+    random::noise_version version = random::noise_version::v2;
 };
 
 namespace detail {
@@ -129,6 +133,7 @@ public:
             f.seed = o.seed;
             f.step = 0;
             f.first_sample = o.first_sample;
+            f.version = o.version;
             throw_if_failed(launch_fill(f, stream), where, __FILE__, __LINE__);
         }
         step_buffers<T> buf;
@@ -137,7 +142,7 @@ public:
         buf.x_prev = x; // in place: each element is read and written by one thread
         buf.pred_x0 = pred_x0;
         buf.thresholds = m_thresholds.data();
-        const reverse_noise noise{o.seed, o.first_sample};
+        const reverse_noise noise{o.seed, o.first_sample, o.version};
         const auto B = static_cast<int>(m_batch);
         const auto D = static_cast<int>(m_dim);
         for (std::size_t i = 0; i < m_steps; ++i) {

@@ -20,6 +20,12 @@
 // Thread index q of sample b: g = q / (16/V), l0 = (q mod (16/V))·V.
 // thread_chunks(D, V) is the number of threads a sample needs.
 //
+// In noise stream v2 (random::noise_version, the default) a sample's partial
+// last group is compact: block 16g + l feeds elements 64g + 4l + j instead
+// (word_element). Only the scalar path meets a partial group (the vector path
+// needs D % 64 == 0, where v1 and v2 agree); its thread of block l then owns
+// those 4 elements, and the threads past the sample's end skip them.
+//
 // ## Types
 //
 // Storage T is float, double, or (in ddpm/cuda/types.cuh, which specialises
@@ -214,6 +220,16 @@ template <int V>
     }
 }
 
+/// The element that word j of block 16g + l feeds in a sample of `dim`
+/// elements: 64g + 16j + l (stream v1, and every whole group of v2), or
+/// 64g + 4l + j in the partial last group of stream v2 (`compact`).
+[[nodiscard]] DDPM_HOST_DEVICE DDPM_FORCEINLINE constexpr std::int64_t word_element(std::int64_t g, std::int64_t l,
+                                                                                   std::int64_t j, std::int64_t dim,
+                                                                                   bool compact) noexcept {
+    const std::int64_t base = g * group_elements;
+    return compact && base + group_elements > dim ? base + 4 * l + j : base + j * group_blocks + l;
+}
+
 /// The 4·V standard normals of blocks 16g + l0 .. 16g + l0 + V − 1:
 /// z[j][v] = random::normal_at(seed, sample, step, 64g + 16j + l0 + v).
 template <int V>
@@ -237,7 +253,9 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void draw_normals(std::uint64_t seed, std::uin
 
 // ---------------------------------------------------------------------------
 // Noise fill: out[b·D + k] = normal_at(seed, first_sample + b, step, element_offset + k)
-// (or uniform_at). One thread per Philox block covering [offset, offset + D).
+// (or uniform_at) in stream v1; in stream v2 (the default) normal_at_v2(…,
+// element_offset + k, element_offset + D). One thread per Philox block
+// covering [offset, offset + D).
 
 template <class T>
 struct fill_args {
@@ -249,6 +267,10 @@ struct fill_args {
     std::uint32_t first_sample = 0;
     std::uint64_t element_offset = 0;
     bool uniform = false;
+    /// Of the normals (uniforms are stream v1's layout): stream v2 treats each
+    /// row as elements [element_offset, element_offset + dim) of a sample of
+    /// element_offset + dim elements.
+    random::noise_version version = random::noise_version::v2;
 };
 
 /// Threads one sample of a fill needs: 16 per group overlapping [offset, offset + dim).
@@ -281,9 +303,13 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void fill_thread(const fill_args<T>& a, std::i
         v[3] = r.z1;
     }
     const std::uint64_t end = a.element_offset + static_cast<std::uint64_t>(a.dim);
+    // Stream v2's partial last group of the sample [0, end): 4 consecutive elements per block.
+    // (Uniforms have one layout, stream v1's.)
+    const bool compact = !a.uniform && a.version == random::noise_version::v2 && (g + 1) * group_elements > end;
     T* row = a.out + b * a.dim;
     for (int j = 0; j < 4; ++j) {
-        const std::uint64_t e = g * group_elements + static_cast<std::uint64_t>(j) * group_blocks + l;
+        const std::uint64_t e = compact ? g * group_elements + 4 * l + static_cast<std::uint64_t>(j)
+                                        : g * group_elements + static_cast<std::uint64_t>(j) * group_blocks + l;
         if (e >= a.element_offset && e < end) row[e - a.element_offset] = S::store(static_cast<C>(v[j]));
     }
 }
@@ -317,6 +343,7 @@ struct forward_args {
     std::uint32_t step = 0;
     std::uint32_t first_sample = 0;
     int* error_flag = nullptr;   ///< raised (error_bad_timestep) on a timestep outside [0, T)
+    random::noise_version version = random::noise_version::v2; ///< of the drawn ε
 };
 
 template <int V, bool Full, class T>
@@ -343,7 +370,10 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void forward_thread(const forward_args<T>& a, 
 #pragma unroll
 #endif
     for (int j = 0; j < 4; ++j) {
-        const std::int64_t e0 = g * group_elements + j * group_blocks + l0;
+        // The guarded path (V = 1) places stream v2's partial last group
+        // compactly (word_element); the vector path has whole groups only.
+        const std::int64_t e0 = Full ? g * group_elements + j * group_blocks + l0
+                                     : word_element(g, l0, j, a.dim, a.version == random::noise_version::v2);
         if constexpr (!Full) {
             if (e0 >= a.dim) break;
         }
@@ -415,6 +445,7 @@ struct reverse_args {
     std::int64_t out_stride = 0;     ///< D, or 2D with a learned variance
     std::uint64_t seed = 0;
     std::uint32_t first_sample = 0;
+    random::noise_version version = random::noise_version::v2; ///< of the drawn z
 };
 
 /// x̂_0 from one element of the network output, for either kind of step.
@@ -491,7 +522,10 @@ DDPM_HOST_DEVICE DDPM_FORCEINLINE void reverse_thread(const reverse_args<T, Coef
 #pragma unroll
 #endif
     for (int j = 0; j < 4; ++j) {
-        const std::int64_t e0 = g * group_elements + j * group_blocks + l0;
+        // The guarded path (V = 1) places stream v2's partial last group
+        // compactly (word_element); the vector path has whole groups only.
+        const std::int64_t e0 = Full ? g * group_elements + j * group_blocks + l0
+                                     : word_element(g, l0, j, a.dim, a.version == random::noise_version::v2);
         if constexpr (!Full) {
             if (e0 >= a.dim) break;
         }
