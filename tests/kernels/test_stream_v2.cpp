@@ -13,8 +13,9 @@
 #include <ddpm/kernels/combine.hpp>
 #include <ddpm/kernels/fused.hpp>
 
+#include <support/gaussian.hpp>
+
 #include <cstring>
-#include <random>
 #include <vector>
 
 using namespace ddpm;
@@ -25,14 +26,7 @@ namespace {
 
 constexpr std::size_t v2_dims[] = {1, 2, 3, 17, 63, 64, 65, 130, 784};
 
-template <class T>
-std::vector<T> values(std::size_t n, std::uint64_t seed) {
-    std::mt19937_64 g(seed);
-    std::normal_distribution<double> d(0.0, 1.5);
-    std::vector<T> v(n);
-    for (auto& x : v) x = static_cast<T>(d(g));
-    return v;
-}
+using ddpm_test::gaussian;
 
 /// The noise stream `ns` names for a B × D batch, element by element.
 template <class T>
@@ -80,7 +74,7 @@ TEMPLATE_TEST_CASE("forward_noise draws stream v2 (default) or v1 bit for bit", 
                    double) {
     using T = TestType;
     for_each_case([](std::size_t B, std::size_t D, const kernels::noise_stream& ns, backend bk, const execution& ex) {
-        const auto x0 = values<T>(B * D, D);
+        const auto x0 = gaussian<T>(B * D, D);
         std::vector<T> a(B), b(B);
         for (std::size_t r = 0; r < B; ++r) {
             a[r] = r % 4 == 1 ? T(0.3) : T(0.8);
@@ -104,7 +98,7 @@ TEMPLATE_TEST_CASE("ddpm_step and ddim_step draw stream v2 (default) or v1 bit f
     const kernels::ddim_coefficients<T> dc{kernels::x0_form::multiply, T(1.4), T(0.9), kernels::eps_form::model_output,
                                            0, 1, 0, T(0.8), T(0.5), T(0.2)};
     for_each_case([&](std::size_t B, std::size_t D, const kernels::noise_stream& ns, backend bk, const execution& ex) {
-        const auto out = values<T>(B * D, 2 * D), xt = values<T>(B * D, 3 * D);
+        const auto out = gaussian<T>(B * D, 2 * D), xt = gaussian<T>(B * D, 3 * D);
         const auto z = expected_noise<T>(ns, B, D);
         const auto stream = kernels::step_noise<T>::from(ns);
         const auto buffer = kernels::step_noise<T>::from(std::span<const T>(z));
@@ -119,7 +113,7 @@ TEMPLATE_TEST_CASE("ddpm_step and ddim_step draw stream v2 (default) or v1 bit f
         REQUIRE(same_bits(got, want));
         // The combine kernel of the solvers.
         const std::vector<kernels::combine_coefficients<T, 2>> cc(B, {{T(0.9), T(0.25)}, T(0.5)});
-        const auto in0 = values<T>(B * D, 4 * D), in1 = values<T>(B * D, 5 * D);
+        const auto in0 = gaussian<T>(B * D, 4 * D), in1 = gaussian<T>(B * D, 5 * D);
         const std::array<std::span<const T>, 2> ins{std::span<const T>(in0), std::span<const T>(in1)};
         kernels::combine<T, 2>(cc, ins, stream, got, ex, bk);
         kernels::combine<T, 2>(cc, ins, buffer, want, ex, bk);
@@ -132,7 +126,7 @@ TEMPLATE_TEST_CASE("stream v1 and v2 agree exactly when D mod 64 is 0 or 1", "[k
     for (const std::size_t D : {1u, 64u, 65u, 128u, 129u, 3072u}) {
         INFO("D " << D);
         const std::size_t B = 3;
-        const auto x0 = values<T>(B * D, 1);
+        const auto x0 = gaussian<T>(B * D, 1);
         const std::vector<T> a(B, T(0.7)), b(B, T(0.7));
         std::vector<T> xt1(B * D), e1(B * D), xt2(B * D), e2(B * D);
         kernels::forward_noise<T>(x0, a, b, kernels::noise_stream{9, 1, 0, noise_version::v1}, xt1, e1);
