@@ -20,7 +20,8 @@ struct zero_denoiser {
     }
 };
 
-void ddpm_loop(benchmark::State& state) {
+/// range(0) = B, range(1) = D, range(2) = threads; the counter noise in stream `version`.
+void ddpm_loop_in(benchmark::State& state, ddpm::random::noise_version version) {
     const auto batch = static_cast<std::size_t>(state.range(0));
     const auto dim = static_cast<std::size_t>(state.range(1));
     const ddpm::noise_schedule s(ddpm::schedule_config{});
@@ -33,7 +34,7 @@ void ddpm_loop(benchmark::State& state) {
     opt.exec.threads = static_cast<unsigned>(state.range(2));
     std::uint64_t seed = 0;
     for (auto _ : state) {
-        sampler.sample(zero_denoiser{}, ddpm::counter_noise(seed++), x, opt);
+        sampler.sample(zero_denoiser{}, ddpm::counter_noise(seed++, 0, 0, version), x, opt);
         benchmark::DoNotOptimize(x.data());
     }
     const auto steps = static_cast<double>(s.size());
@@ -44,6 +45,14 @@ void ddpm_loop(benchmark::State& state) {
     // The instruction set run-time dispatch picked (0 baseline = compile-time code, 1 AVX2, 2 AVX-512).
     state.counters["dispatch_isa"] =
         double(static_cast<int>(ddpm::dispatch::active<ddpm::kernels::detail::kernel_table<float>>()));
+}
+
+/// Stream v2, the default.
+void ddpm_loop(benchmark::State& state) { ddpm_loop_in(state, ddpm::random::noise_version::v2); }
+
+/// range(3) = the noise stream version (1 or 2).
+void ddpm_loop_versioned(benchmark::State& state) {
+    ddpm_loop_in(state, static_cast<ddpm::random::noise_version>(state.range(3)));
 }
 
 } // namespace
@@ -60,13 +69,14 @@ BENCHMARK(ddpm_loop)
 
 // Cost per element against D at a fixed B·D = 49,152 (16 images of 3×32×32
 // down to 24,576 2-D points), one thread: issue 12 asks D = 2 within 3× of D = 3072.
-BENCHMARK(ddpm_loop)
+// In noise stream v1 and v2 (v).
+BENCHMARK(ddpm_loop_versioned)
     ->Name("ddpm_loop_fixed_BD")
-    ->Args({24'576, 2, 1})
-    ->Args({3'072, 16, 1})
-    ->Args({768, 64, 1})
-    ->Args({192, 256, 1})
-    ->Args({16, 3072, 1})
-    ->ArgNames({"B", "D", "threads"})
+    ->Apply([](benchmark::internal::Benchmark* b) {
+        for (const std::int64_t v : {1, 2})
+            b->Args({24'576, 2, 1, v})->Args({3'072, 16, 1, v})->Args({768, 64, 1, v})->Args({192, 256, 1, v})->Args(
+                {16, 3072, 1, v});
+    })
+    ->ArgNames({"B", "D", "threads", "v"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -3,8 +3,10 @@
 // 8×8 patches, 3×32×32 images), for forward noising, the DDPM step, the
 // DDIM step (η = 1) and the bare generator, every sample at the same timestep
 // (the sampler's case); generator_v2 is the generator in noise stream v2
-// (random::noise_version). items_per_second counts elements, so 1/items_per_second
-// is the cost per element; the target is D = 2 within 3× of D = 3072.
+// (random::noise_version). The kernels run in both streams (the argument
+// `v`: 1 or 2, the default). items_per_second counts elements, so
+// 1/items_per_second is the cost per element; the target is D = 2 within 3×
+// of D = 3072.
 //
 // A second family sweeps the batch size at D = 3072 on 1 and 2 threads: where
 // two threads start to pay for their fork-join (see parallel.hpp). A third
@@ -44,13 +46,20 @@ std::vector<float> gaussian(std::size_t n, std::uint64_t seed) {
 struct shape {
     std::size_t batch, dim, n;
     ddpm::execution exec;
+    ddpm::random::noise_version version;
 };
 
-/// range(0) = D, range(1) = threads, range(2) = B·D.
+/// range(0) = D, range(1) = threads, range(2) = B·D, range(3) = noise stream version.
 shape shape_of(const benchmark::State& state) {
     const auto dim = static_cast<std::size_t>(state.range(0));
     const auto n = static_cast<std::size_t>(state.range(2));
-    return {n / dim, dim, n / dim * dim, ddpm::execution{static_cast<unsigned>(state.range(1))}};
+    return {n / dim, dim, n / dim * dim, ddpm::execution{static_cast<unsigned>(state.range(1))},
+            static_cast<ddpm::random::noise_version>(state.range(3))};
+}
+
+/// The kernels' noise stream at `step` in the shape's version.
+ddpm::kernels::noise_stream stream_of(const shape& sh, std::uint32_t step) {
+    return {42, step, 0, sh.version};
 }
 
 void finish(benchmark::State& state, const shape& sh) {
@@ -103,7 +112,7 @@ void forward_noise(benchmark::State& state) {
     std::vector<float> xt(sh.n), eps(sh.n);
     std::uint32_t step = 0;
     for (auto _ : state) {
-        ddpm::kernels::forward_noise<float>(x0, a, b, ddpm::kernels::noise_stream{42, step++, 0}, xt, eps, sh.exec);
+        ddpm::kernels::forward_noise<float>(x0, a, b, stream_of(sh, step++), xt, eps, sh.exec);
         benchmark::DoNotOptimize(xt.data());
         benchmark::ClobberMemory();
     }
@@ -122,7 +131,7 @@ void ddpm_step(benchmark::State& state) {
     std::uint32_t step = 0;
     for (auto _ : state) {
         ddpm::kernels::ddpm_step<float>(coefs, clips, ddpm::kernels::step_variance::fixed, out, xt,
-                                        ddpm::kernels::step_noise<float>::from(ddpm::kernels::noise_stream{42, step++, 0}),
+                                        ddpm::kernels::step_noise<float>::from(stream_of(sh, step++)),
                                         prev, {}, sh.exec);
         benchmark::DoNotOptimize(prev.data());
         benchmark::ClobberMemory();
@@ -141,7 +150,7 @@ void ddim_step(benchmark::State& state) {
     std::uint32_t step = 0;
     for (auto _ : state) {
         ddpm::kernels::ddim_step<float>(coefs, clips, out, xt,
-                                        ddpm::kernels::step_noise<float>::from(ddpm::kernels::noise_stream{42, step++, 0}),
+                                        ddpm::kernels::step_noise<float>::from(stream_of(sh, step++)),
                                         prev, {}, sh.exec);
         benchmark::DoNotOptimize(prev.data());
         benchmark::ClobberMemory();
@@ -189,22 +198,30 @@ void loops(benchmark::internal::Benchmark* b) {
     b->ArgNames({"B", "D", "threads", "spin_us"})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 }
 
+/// The generators: their version is in their name.
+void per_element_generator(benchmark::internal::Benchmark* b) {
+    for (const std::int64_t d : {2, 16, 64, 256, 3072}) b->Args({d, 1, elements, 0});
+    b->ArgNames({"D", "threads", "BxD", "v"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+
+/// The kernels in noise stream v1 and v2.
 void per_element(benchmark::internal::Benchmark* b) {
-    for (const std::int64_t d : {2, 16, 64, 256, 3072}) b->Args({d, 1, elements});
-    b->ArgNames({"D", "threads", "BxD"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+    for (const std::int64_t v : {1, 2})
+        for (const std::int64_t d : {2, 16, 64, 256, 3072}) b->Args({d, 1, elements, v});
+    b->ArgNames({"D", "threads", "BxD", "v"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
 void threads_sweep(benchmark::internal::Benchmark* b) {
     for (std::int64_t n = 3072; n <= 64 * 3072; n *= 2)
-        for (const std::int64_t t : {1, 2}) b->Args({3072, t, n});
-    b->ArgNames({"D", "threads", "BxD"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+        for (const std::int64_t t : {1, 2}) b->Args({3072, t, n, 2});
+    b->ArgNames({"D", "threads", "BxD", "v"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
 } // namespace
 
-BENCHMARK(generator)->Name("per_element/generator")->Apply(per_element);
+BENCHMARK(generator)->Name("per_element/generator")->Apply(per_element_generator);
 #ifndef DDPM_BENCH_NO_FILL_ROWS
-BENCHMARK(generator_v2)->Name("per_element/generator_v2")->Apply(per_element);
+BENCHMARK(generator_v2)->Name("per_element/generator_v2")->Apply(per_element_generator);
 #endif
 BENCHMARK(forward_noise)->Name("per_element/forward_noise")->Apply(per_element);
 BENCHMARK(ddpm_step)->Name("per_element/ddpm_step")->Apply(per_element);
