@@ -729,6 +729,23 @@ DDPM_FORCEINLINE void with_row_params(std::span<const C> coefficients, std::span
         f(per_row<C>{coefficients}, per_row<x0_clip<T>>{clips});
 }
 
+/// The checks of a *_step_uniform call (B ≥ 1 dividing xt.size(); clips B,
+/// one or none); returns D.
+inline std::size_t check_uniform_batch(std::string_view where, std::size_t batch, std::size_t clips,
+                                       std::size_t xt_size) {
+    const std::size_t dim = check_rows(where, batch, xt_size, "batch");
+    if (clips > 1) check_equal(where, "clips", clips, batch, "(one per sample, one for every sample, or none)");
+    return dim;
+}
+
+/// Calls f(coefficients, clips) for a *_step_uniform call: every_row
+/// coefficients, and every_row clips (one or none given) or per_row ones.
+template <class C, class T, class F>
+DDPM_FORCEINLINE void with_uniform_params(const C& coefficients, std::span<const x0_clip<T>> clips, F&& f) {
+    if (clips.size() <= 1) f(every_row<C>{coefficients}, every_row<x0_clip<T>>{clips.empty() ? x0_clip<T>{} : clips[0]});
+    else f(every_row<C>{coefficients}, per_row<x0_clip<T>>{clips});
+}
+
 /// Runs the tiles of a batch step: `run(r, k, z)` for each run of rows
 /// [r, r + k) that shares one range call, z the tile's counter noise (drawn
 /// when `wants_noise(r)` for a row of the tile). Rows share a call when
@@ -975,18 +992,13 @@ void ddpm_step_uniform(const reverse_coefficients<T>& coefficients, std::size_t 
                        std::span<const T> xt, const step_noise<T>& noise, std::span<T> x_prev, std::span<T> x0_out,
                        const execution& exec = {}, backend bk = best_backend) {
     constexpr std::string_view where = "ddpm::kernels::ddpm_step_uniform";
-    const std::size_t dim = detail::check_rows(where, batch, xt.size(), "batch");
-    if (clips.size() > 1)
-        detail::check_equal(where, "clips", clips.size(), batch, "(one per sample, one for every sample, or none)");
+    const std::size_t dim = detail::check_uniform_batch(where, batch, clips.size(), xt.size());
     detail::check_step_sizes(where, variance, model_output, xt, noise, x_prev, x0_out);
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    const detail::every_row<reverse_coefficients<T>> coefs{coefficients};
-    if (clips.size() <= 1)
-        detail::ddpm_step_rows<T>(coefs, detail::every_row<x0_clip<T>>{clips.empty() ? x0_clip<T>{} : clips[0]},
-                                  variance, model_output, xt, noise, x_prev, x0_out, batch, dim, exec, bk, table);
-    else
-        detail::ddpm_step_rows<T>(coefs, detail::per_row<x0_clip<T>>{clips}, variance, model_output, xt, noise,
-                                  x_prev, x0_out, batch, dim, exec, bk, table);
+    detail::with_uniform_params(coefficients, clips, [&](const auto& coefs, const auto& clip_of) {
+        detail::ddpm_step_rows<T>(coefs, clip_of, variance, model_output, xt, noise, x_prev, x0_out, batch, dim, exec,
+                                  bk, table);
+    });
 }
 
 /// The fused DDIM step for a batch (coefficients per sample; see
@@ -1019,18 +1031,13 @@ void ddim_step_uniform(const ddim_coefficients<T>& coefficients, std::size_t bat
                        std::span<T> x_prev, std::span<T> x0_out, const execution& exec = {},
                        backend bk = best_backend, std::size_t channels = 1) {
     constexpr std::string_view where = "ddpm::kernels::ddim_step_uniform";
-    const std::size_t dim = detail::check_rows(where, batch, xt.size(), "batch");
-    if (clips.size() > 1)
-        detail::check_equal(where, "clips", clips.size(), batch, "(one per sample, one for every sample, or none)");
+    const std::size_t dim = detail::check_uniform_batch(where, batch, clips.size(), xt.size());
     detail::check_ddim_sizes(where, channels, model_output, xt, noise, x_prev, x0_out);
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
-    const detail::every_row<ddim_coefficients<T>> coefs{coefficients};
-    if (clips.size() <= 1)
-        detail::ddim_step_rows<T>(coefs, detail::every_row<x0_clip<T>>{clips.empty() ? x0_clip<T>{} : clips[0]},
-                                  model_output, xt, noise, x_prev, x0_out, batch, dim, channels, exec, bk, table);
-    else
-        detail::ddim_step_rows<T>(coefs, detail::per_row<x0_clip<T>>{clips}, model_output, xt, noise, x_prev, x0_out,
-                                  batch, dim, channels, exec, bk, table);
+    detail::with_uniform_params(coefficients, clips, [&](const auto& coefs, const auto& clip_of) {
+        detail::ddim_step_rows<T>(coefs, clip_of, model_output, xt, noise, x_prev, x0_out, batch, dim, channels, exec,
+                                  bk, table);
+    });
 }
 
 // ---------------------------------------------------------------------------
