@@ -10,10 +10,13 @@ operations), so the two share checkpoints:
       torch::save) into the Python U-Net, runs it on the input stored in
       FORWARD_FILE (written by `fashion_mnist --forward-check FILE`) and
       compares with the C++ output stored there. Exits 1 unless they agree to
-      float32 rounding.
+      float32 rounding. A class-conditional checkpoint (state.txt: classes 1)
+      is checked with the labels stored in FORWARD_FILE.
 
   export.py torchscript CHECKPOINT_DIR OUT.pt
-      The same weights as a TorchScript module forward(x, t) -> eps, which
+      The same weights as a TorchScript module forward(x, t) -> eps (a
+      conditional checkpoint: forward(x, t, labels=None), labels 0..9 or 10 =
+      none; no labels = the null label), which
       `fashion_mnist --torchscript OUT.pt` samples (or any C++ program through
       ddpm::torch_denoiser).
 
@@ -27,6 +30,7 @@ import gzip
 import math
 import os
 import sys
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -71,11 +75,16 @@ class Attention(nn.Module):
         return x + self.proj(torch.bmm(v, weights.transpose(1, 2)).reshape(b, c, h, w))
 
 
+NULL_LABEL = 10  # "no label": the unconditional model of classifier-free guidance
+
+
 class UNet(nn.Module):
-    def __init__(self, channels: int = 16, groups: int = 8, attention: bool = True):
+    def __init__(self, channels: int = 16, groups: int = 8, attention: bool = True, classes: bool = False):
         super().__init__()
         c, g, temb = channels, groups, 4 * channels
         self.channels = c
+        self.classes = classes
+        self.null_label = NULL_LABEL
         self.conv_in = nn.Conv2d(1, c, 3, padding=1)
         self.time1 = nn.Linear(c, temb)
         self.time2 = nn.Linear(temb, temb)
@@ -96,9 +105,15 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(c, 1, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        # The class embedding (unet.hpp: --classes), N(0, 1) as nn.Embedding starts; label 10 = none.
+        self.class_emb = nn.Embedding(NULL_LABEL + 1, temb) if classes else None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         emb = self.time2(F.silu(self.time1(timestep_embedding(t, self.channels))))
+        if self.class_emb is not None:  # no labels: the null label's output, as in unet.hpp
+            emb = emb + (self.class_emb.weight[self.null_label] if labels is None else self.class_emb(labels.long()))
+        elif labels is not None:
+            raise ValueError("labels given to a U-Net without a class embedding")
         h1 = self.enc1(self.conv_in(x), emb)
         h2 = self.enc2(self.down1(h1), emb)
         h3 = self.enc3(self.down2(h2), emb)
@@ -122,7 +137,8 @@ def load_checkpoint(checkpoint: str, weights: str = "ema.pt") -> UNet:
     """The U-Net with the weights of a C++ checkpoint (torch::save archives are
     TorchScript archives: torch.jit.load reads them)."""
     state = read_state(checkpoint)
-    model = UNet(channels=state["channels"], attention=bool(state["attention"]))
+    model = UNet(channels=state["channels"], attention=bool(state["attention"]),
+                 classes=bool(state.get("classes", 0)))
     saved = torch.jit.load(os.path.join(checkpoint, weights), map_location="cpu").state_dict()
     model.load_state_dict(saved, strict=True)
     return model.eval()
@@ -130,9 +146,11 @@ def load_checkpoint(checkpoint: str, weights: str = "ema.pt") -> UNet:
 
 def check(args) -> int:
     model = load_checkpoint(args.checkpoint)
-    x, t, cpp = torch.load(args.forward)
+    saved = torch.load(args.forward)  # (x, t, eps_hat), or (x, t, eps_hat, labels) of a conditional network
+    x, t, cpp = saved[:3]
+    labels = saved[3] if len(saved) > 3 else None
     with torch.no_grad():
-        py = model(x, t)
+        py = model(x, t, labels)
     scale = cpp.abs().max().item()
     diff = (py - cpp).abs().max().item()
     # float32 rounding: the two runs use the same kernels but may sum in another
@@ -149,7 +167,8 @@ def check(args) -> int:
 def export(args) -> int:
     model = load_checkpoint(args.checkpoint)
     torch.jit.script(model).save(args.out)
-    print(f"wrote {args.out}: TorchScript forward(x, t) of {args.checkpoint}/ema.pt")
+    signature = "forward(x, t, labels=None)" if model.classes else "forward(x, t)"
+    print(f"wrote {args.out}: TorchScript {signature} of {args.checkpoint}/ema.pt")
     return 0
 
 

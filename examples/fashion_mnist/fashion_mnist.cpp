@@ -98,6 +98,9 @@ struct options {
     bool classes = false;              // --classes: class-conditional U-Net, trained with label dropout
     std::filesystem::path resume_from; // --resume-from DIR: start from DIR's weights (fine-tune), iteration 0
     double label_dropout = 0.1;        // --label-dropout P: a training label becomes null_label with probability P
+    double class_init = 1;             // --class-init S: the class embedding starts as N(0, S²) (0: zeros)
+    double class_lr = 1;               // --class-lr K: the class embedding's learning rate is K × --lr
+    double min_accuracy = 0;           // --min-accuracy A: --fid exits 1 when a guided row's accuracy is below A
     double guidance = 3;               // --guidance W: classifier-free guidance scale of the class grid
     std::string guidance_scales = "0,1,3,5"; // --guidance-scales: the rows of the conditional FID table
 };
@@ -408,12 +411,16 @@ void usage(std::FILE* to) {
                  "  --fid-rows LIST    sampler:steps,... (default ddpm:1000,ddim:50,ddim:20,dpm:20,dpm:10,\n"
                  "                     unipc:10,euler:20,heun:10)\n"
                  "  --fid-max X        exit 1 when a row's FID exceeds X (a check)\n"
+                 "  --min-accuracy A   exit 1 when a guided row's accuracy w.r.t. the labels is below A (a check)\n"
                  "  --classes          class-conditional U-Net (class embedding, label 10 = none), trained with\n"
                  "                     label dropout; sampling writes fashion_mnist_cfg.png (one row per class)\n"
                  "                     with classifier-free guidance, --fid prints one row per guidance scale\n"
                  "  --resume-from DIR  start training from DIR's model.pt at iteration 0 (a fine-tune; an\n"
-                 "                     unconditional checkpoint into --classes: the class embedding starts at zero)\n"
+                 "                     unconditional checkpoint into --classes: every weight but the class embedding)\n"
                  "  --label-dropout P  probability of training on the null label (default 0.1)\n"
+                 "  --class-init S     the class embedding starts as N(0, S^2) (default 1; 0 = zeros, so that a\n"
+                 "                     --resume-from fine-tune starts equal to the unconditional network)\n"
+                 "  --class-lr K       the class embedding's learning rate is K times --lr (default 1)\n"
                  "  --guidance W       guidance scale of the class grid (default 3; 0 = unconditional, 1 = conditional)\n"
                  "  --guidance-scales LIST  the --fid rows of a conditional checkpoint (default 0,1,3,5;\n"
                  "                     sampler --sampler, default dpm, at --steps, default 10)\n");
@@ -457,15 +464,31 @@ int run(const options& o) {
             state.classes = o.classes;
         }
     }
-    const fmnist::unet_config cfg{
-        .channels = state.channels, .groups = 8, .attention = state.attention, .classes = state.classes};
+    const fmnist::unet_config cfg{.channels = state.channels,
+                                  .groups = 8,
+                                  .attention = state.attention,
+                                  .classes = state.classes,
+                                  .class_init_std = o.class_init};
+    torch::manual_seed(state.seed); // the initial weights
     fmnist::UNet model(cfg), ema(cfg);
-    torch::optim::AdamW optimiser(model->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(0.0));
+    // AdamW; the class embedding in a parameter group of its own, at --class-lr times the learning rate.
+    std::vector<at::Tensor> body_params, class_params;
+    for (const auto& p : model->named_parameters())
+        (p.key().starts_with("class_emb.") ? class_params : body_params).push_back(p.value());
+    std::vector<torch::optim::OptimizerParamGroup> groups{torch::optim::OptimizerParamGroup(body_params)};
+    std::vector<double> lr_scale{1.0};
+    if (!class_params.empty()) {
+        groups.emplace_back(class_params,
+                            std::make_unique<torch::optim::AdamWOptions>(
+                                torch::optim::AdamWOptions(o.lr * o.class_lr).weight_decay(0.0)));
+        lr_scale.push_back(o.class_lr);
+    }
+    torch::optim::AdamW optimiser(std::move(groups), torch::optim::AdamWOptions(o.lr).weight_decay(0.0));
     if (!o.resume_from.empty()) { // both start from the raw weights of the checkpoint (model.pt)
         fmnist::load_weights(model, (o.resume_from / "model.pt").string());
         fmnist::load_weights(ema, (o.resume_from / "model.pt").string());
         std::printf("fine-tuning from %s (model.pt)%s\n", o.resume_from.string().c_str(),
-                    o.classes ? " as a class-conditional network (class embedding starts at zero)" : "");
+                    o.classes ? " as a class-conditional network (the class embedding starts new)" : "");
     } else if (o.resume || o.sample_only) {
         if (!o.sample_only) {
             torch::load(ema, (checkpoint / "ema.pt").string());
@@ -539,8 +562,8 @@ int run(const options& o) {
             const double progress = static_cast<double>(it) / static_cast<double>(iters);
             const double lr = it < warmup ? o.lr * static_cast<double>(it + 1) / static_cast<double>(warmup)
                                           : 1e-5 + 0.5 * (o.lr - 1e-5) * (1 + std::cos(std::numbers::pi * progress));
-            for (auto& group : optimiser.param_groups())
-                static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+            for (std::size_t g = 0; g < optimiser.param_groups().size(); ++g)
+                static_cast<torch::optim::AdamWOptions&>(optimiser.param_groups()[g].options()).lr(lr * lr_scale[g]);
             optimiser.step();
             {   // EMA with warm-up: decay min(d, (1 + i) / (10 + i)), so that the average covers the
                 // last ~10 % of a short run instead of carrying its first, untrained weights
@@ -559,6 +582,12 @@ int run(const options& o) {
             if ((it + 1) % o.save_every == 0 || it + 1 == iters) save_checkpoint(checkpoint, model, ema, optimiser, state);
         }
         const double train_s = seconds_since(t_train);
+        if (model->class_emb) {
+            torch::NoGradGuard no_grad;
+            const at::Tensor w = model->class_emb->weight;
+            std::printf("class embedding: max |w| %.4f, rms %.4f\n", w.abs().max().item<double>(),
+                        w.pow(2).mean().sqrt().item<double>());
+        }
         std::printf("\ntrained %ld iterations in %.1f s (%.3f s per iteration of batch %ld); checkpoint in %s\n",
                     iters - first, train_s, train_s / static_cast<double>(iters - first), batch,
                     checkpoint.string().c_str());
@@ -571,13 +600,16 @@ int run(const options& o) {
         const at::Tensor x = torch::sin(torch::arange(4 * static_cast<std::int64_t>(D), torch::kFloat) * 0.37)
                                  .reshape({4, 1, side, side});
         const at::Tensor t = torch::tensor(std::vector<std::int64_t>{0, 250, 500, 999});
-        const at::Tensor y = sampled->forward(x, t);
-        const std::vector<char> bytes = torch::pickle_save(c10::ivalue::Tuple::create({x, t, y}));
+        // A conditional network: (x, t, eps_hat, labels) with labels 0, 3, 7 and the null label.
+        const at::Tensor labels = torch::tensor(std::vector<std::int64_t>{0, 3, 7, fmnist::null_label});
+        const at::Tensor y = cfg.classes ? sampled->forward(x, t, labels) : sampled->forward(x, t);
+        const std::vector<char> bytes = torch::pickle_save(
+            cfg.classes ? c10::ivalue::Tuple::create({x, t, y, labels}) : c10::ivalue::Tuple::create({x, t, y}));
         std::ofstream f(o.forward_check, std::ios::binary);
         f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
         if (!f) throw std::runtime_error("cannot write " + o.forward_check.string());
-        std::printf("wrote %s: (x, t, eps_hat) of the EMA network, |eps_hat| max %.4f\n",
-                    o.forward_check.string().c_str(), y.abs().max().item<double>());
+        std::printf("wrote %s: (x, t, eps_hat%s) of the EMA network, |eps_hat| max %.4f\n",
+                    o.forward_check.string().c_str(), cfg.classes ? ", labels" : "", y.abs().max().item<double>());
     }
 
     // ---- Sampling with the EMA weights (or a TorchScript module) -------------
@@ -826,9 +858,10 @@ int fid_table(const options& o) {
             }
             const double per_image = seconds_since(t0) / static_cast<double>(n);
             const double d = fid(features_of(classifier, images), n);
-            within = within && (o.fid_max <= 0 || d <= o.fid_max);
-            std::printf("| %5g | %5lld | %8.3f | %9.4f | %12.4f |\n", w, static_cast<long long>(n), d,
-                        accuracy_of(classifier, quantised(images), label_tensor), per_image);
+            const double accuracy = accuracy_of(classifier, quantised(images), label_tensor);
+            within = within && (o.fid_max <= 0 || d <= o.fid_max) && accuracy >= o.min_accuracy;
+            std::printf("| %5g | %5lld | %8.3f | %9.4f | %12.4f |\n", w, static_cast<long long>(n), d, accuracy,
+                        per_image);
             std::fflush(stdout);
         }
         rows.clear();
@@ -855,7 +888,8 @@ int fid_table(const options& o) {
     }
     std::printf("\ntotal %.1f s (%d threads)\n", seconds_since(t_start), torch::get_num_threads());
     if (!within) {
-        std::fprintf(stderr, "fashion_mnist: a sampler's FID is above --fid-max %g\n", o.fid_max);
+        std::fprintf(stderr, "fashion_mnist: a row's FID is above --fid-max %g or its accuracy below --min-accuracy %g\n",
+                     o.fid_max, o.min_accuracy);
         return 1;
     }
     return 0;
@@ -880,6 +914,9 @@ int main(int argc, char** argv) {
         else if (a == "--classes") o.classes = true;
         else if (a == "--resume-from" && has_value) o.resume_from = argv[++i];
         else if (a == "--label-dropout" && has_value) ok = parse_number(argv[++i], o.label_dropout) && o.label_dropout >= 0 && o.label_dropout <= 1;
+        else if (a == "--class-init" && has_value) ok = parse_number(argv[++i], o.class_init) && o.class_init >= 0 && std::isfinite(o.class_init);
+        else if (a == "--class-lr" && has_value) ok = parse_number(argv[++i], o.class_lr) && o.class_lr > 0 && std::isfinite(o.class_lr);
+        else if (a == "--min-accuracy" && has_value) ok = parse_number(argv[++i], o.min_accuracy) && o.min_accuracy >= 0 && o.min_accuracy <= 1;
         else if (a == "--guidance" && has_value) ok = parse_number(argv[++i], o.guidance) && std::isfinite(o.guidance);
         else if (a == "--guidance-scales" && has_value) o.guidance_scales = argv[++i];
         else if (a == "--data" && has_value) o.data = argv[++i];

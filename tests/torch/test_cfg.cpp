@@ -1,6 +1,7 @@
-// examples/fashion_mnist/unet.hpp, class-conditional: the zero-initialised
-// class embedding, loading an unconditional checkpoint into the conditional
-// network, and classifier-free guidance over ddpm::torch_denoiser's labels call.
+// examples/fashion_mnist/unet.hpp, class-conditional: the class embedding's
+// initialisation (N(0, s²), or zeros), loading an unconditional checkpoint into
+// the conditional network, and classifier-free guidance over
+// ddpm::torch_denoiser's labels call.
 #include <catch2/catch.hpp>
 
 #include <ddpm/adapters/torch.hpp>
@@ -15,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -64,6 +66,35 @@ TEST_CASE("fashion_mnist UNet: the zero class embedding leaves the network uncon
     CHECK_THROWS_AS(net->forward(x, t, torch::full({3}, -1, torch::kLong)), std::invalid_argument);
     fmnist::UNet plain_net(small_config(false));
     CHECK_THROWS_AS(plain_net->forward(x, t, torch::full({3}, 0, torch::kLong)), std::invalid_argument);
+}
+
+TEST_CASE("fashion_mnist UNet: the class embedding starts as N(0, class_init_std^2)", "[torch][cfg]") {
+    torch::manual_seed(8);
+    fmnist::UNet normal(small_config(true)); // default: std 1, improved-diffusion's label embedding
+    torch::NoGradGuard no_grad;
+    const at::Tensor w = normal->class_emb->weight; // 11 x 32 values
+    CHECK(w.size(0) == fmnist::null_label + 1);
+    CHECK(w.mean().abs().item<double>() < 0.2);
+    CHECK(w.std().item<double>() == Approx(1.0).margin(0.15));
+    auto scaled = small_config(true);
+    scaled.class_init_std = 0.25;
+    torch::manual_seed(8);
+    CHECK(torch::allclose(fmnist::UNet(scaled)->class_emb->weight, 0.25 * w, 1e-6, 1e-7)); // the same draw, scaled
+    auto zero = small_config(true);
+    zero.class_init_std = 0;
+    CHECK(fmnist::UNet(zero)->class_emb->weight.abs().max().item<double>() == 0);
+    for (const double bad : {-1.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+        auto b = small_config(true);
+        b.class_init_std = bad;
+        CHECK_THROWS_AS(fmnist::UNet(b), std::invalid_argument);
+    }
+    // forward(x, t) of a conditional network is the null label's output.
+    randomise(normal, 9); // conv_out starts at zero: every output would be 0
+    normal->eval();
+    const at::Tensor x = inputs(2), t = torch::tensor(std::vector<std::int64_t>{5, 700});
+    const at::Tensor plain = normal->forward(x, t);
+    CHECK(torch::allclose(plain, normal->forward(x, t, torch::full({2}, fmnist::null_label, torch::kLong)), 1e-6, 1e-6));
+    CHECK(!torch::allclose(plain, normal->forward(x, t, torch::full({2}, 4, torch::kLong)), 1e-3, 1e-3));
 }
 
 TEST_CASE("fashion_mnist UNet: load_weights takes an unconditional checkpoint into the conditional network",

@@ -624,8 +624,9 @@ inline void check_equal(std::string_view where, std::string_view name, std::size
                                     std::to_string(expected) + " " + std::string(what));
 }
 
-inline std::size_t check_rows(std::string_view where, std::size_t rows, std::size_t xt_size) {
-    if (rows == 0) ddpm::detail::throw_invalid(where, "coefficients.size()", 0, ">= 1 (one per sample)");
+inline std::size_t check_rows(std::string_view where, std::size_t rows, std::size_t xt_size,
+                              std::string_view rows_name = "coefficients.size()") {
+    if (rows == 0) ddpm::detail::throw_invalid(where, rows_name, 0, ">= 1 (one per sample)");
     if (xt_size % rows != 0)
         ddpm::detail::throw_invalid(where, "xt.size()", xt_size,
                                     "a multiple of the number of samples (" + std::to_string(rows) + ")");
@@ -639,37 +640,74 @@ void check_noise(std::string_view where, const step_noise<T>& noise, std::size_t
     if (noise.source == step_noise<T>::kind::stream) random::detail::check_version(where, noise.stream.version);
 }
 
+/// The size checks a DDPM step shares: model_output (B·D, or B·2D for a
+/// learned variance), x_prev, x0_out (or none) and buffer noise against xt.
+template <class T>
+void check_step_sizes(std::string_view where, step_variance variance, std::span<const T> model_output,
+                      std::span<const T> xt, const step_noise<T>& noise, std::span<T> x_prev, std::span<T> x0_out) {
+    const std::size_t channels = variance == step_variance::fixed ? 1 : 2;
+    check_equal(where, "model_output", model_output.size(), channels * xt.size(),
+                channels == 1 ? "elements (B x D)" : "elements (B x 2D for a learned variance)");
+    check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
+    if (!x0_out.empty()) check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
+    check_noise(where, noise, xt.size());
+}
+
+/// The size checks a DDIM step shares (channels 1 or 2: only the first D
+/// values per sample are read).
+template <class T>
+void check_ddim_sizes(std::string_view where, std::size_t channels, std::span<const T> model_output,
+                      std::span<const T> xt, const step_noise<T>& noise, std::span<T> x_prev, std::span<T> x0_out) {
+    if (channels != 1 && channels != 2) ddpm::detail::throw_invalid(where, "channels", channels, "1 or 2");
+    check_equal(where, "model_output", model_output.size(), channels * xt.size(),
+                channels == 1 ? "elements (B x D)" : "elements (B x 2D)");
+    check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
+    if (!x0_out.empty()) check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
+    check_noise(where, noise, xt.size());
+}
+
 // Whether two rows' parameters are the same bits, so that the rows may share
 // one range-kernel call (the per-element computation is the same either way).
-// Field by field: struct padding is not part of the value. The static_asserts
-// catch a field added to the struct and not compared here.
+// Field by field (runs of consecutive T fields as one memcmp): struct padding
+// is not part of the value. The static_asserts catch a field added to the
+// struct and not compared here. Inlined: a batch of short rows compares once
+// per row (with_row_params).
+
+/// memcmp of the `count` consecutive T fields of a and b from `field`, as
+/// bits (checked by the callers' static_asserts to be adjacent).
+template <class S, class T>
+[[nodiscard]] DDPM_FORCEINLINE bool same_fields(const S& a, const S& b, T S::*field, std::size_t count) noexcept {
+    return std::memcmp(&(a.*field), &(b.*field), count * sizeof(T)) == 0;
+}
 
 template <class T>
-[[nodiscard]] bool same_row(const x0_clip<T>& a, const x0_clip<T>& b) noexcept {
+[[nodiscard]] DDPM_FORCEINLINE bool same_row(const x0_clip<T>& a, const x0_clip<T>& b) noexcept {
     struct mirror { bool e; T bound, divisor; };
     static_assert(sizeof(x0_clip<T>) == sizeof(mirror), "compare every field of x0_clip");
-    return a.enabled == b.enabled && same_bits(a.bound, b.bound) && same_bits(a.divisor, b.divisor);
+    static_assert(offsetof(x0_clip<T>, divisor) == offsetof(x0_clip<T>, bound) + sizeof(T));
+    return a.enabled == b.enabled && same_fields(a, b, &x0_clip<T>::bound, 2);
 }
 
 template <class T>
-[[nodiscard]] bool same_row(const reverse_coefficients<T>& a, const reverse_coefficients<T>& b) noexcept {
+[[nodiscard]] DDPM_FORCEINLINE bool same_row(const reverse_coefficients<T>& a,
+                                             const reverse_coefficients<T>& b) noexcept {
+    using C = reverse_coefficients<T>;
     struct mirror { x0_form f; T a, b, c, d, e, g, h, i, j; bool k; T l, m; };
-    static_assert(sizeof(reverse_coefficients<T>) == sizeof(mirror), "compare every field of reverse_coefficients");
-    return a.form == b.form && same_bits(a.x0_a, b.x0_a) && same_bits(a.x0_b, b.x0_b) &&
-           same_bits(a.mean_coef_x0, b.mean_coef_x0) && same_bits(a.mean_coef_xt, b.mean_coef_xt) &&
-           same_bits(a.variance, b.variance) && same_bits(a.log_variance, b.log_variance) &&
-           same_bits(a.min_log, b.min_log) && same_bits(a.max_log, b.max_log) &&
-           same_bits(a.noise_scale, b.noise_scale) && a.final_step == b.final_step && same_bits(a.eps_a, b.eps_a) &&
-           same_bits(a.eps_b, b.eps_b);
+    static_assert(sizeof(C) == sizeof(mirror), "compare every field of reverse_coefficients");
+    static_assert(offsetof(C, noise_scale) == offsetof(C, x0_a) + 8 * sizeof(T) &&
+                  offsetof(C, eps_b) == offsetof(C, eps_a) + sizeof(T));
+    return a.form == b.form && a.final_step == b.final_step && same_fields(a, b, &C::x0_a, 9) &&
+           same_fields(a, b, &C::eps_a, 2);
 }
 
 template <class T>
-[[nodiscard]] bool same_row(const ddim_coefficients<T>& a, const ddim_coefficients<T>& b) noexcept {
+[[nodiscard]] DDPM_FORCEINLINE bool same_row(const ddim_coefficients<T>& a, const ddim_coefficients<T>& b) noexcept {
+    using C = ddim_coefficients<T>;
     struct mirror { x0_form f; T a, b; eps_form e; T c, d, g, h, i, j; };
-    static_assert(sizeof(ddim_coefficients<T>) == sizeof(mirror), "compare every field of ddim_coefficients");
-    return a.form == b.form && same_bits(a.x0_a, b.x0_a) && same_bits(a.x0_b, b.x0_b) && a.eps == b.eps &&
-           same_bits(a.eps_a, b.eps_a) && same_bits(a.eps_b, b.eps_b) && same_bits(a.eps_c, b.eps_c) &&
-           same_bits(a.coef_x0, b.coef_x0) && same_bits(a.coef_eps, b.coef_eps) && same_bits(a.sigma, b.sigma);
+    static_assert(sizeof(C) == sizeof(mirror), "compare every field of ddim_coefficients");
+    static_assert(offsetof(C, x0_b) == offsetof(C, x0_a) + sizeof(T) &&
+                  offsetof(C, sigma) == offsetof(C, eps_a) + 5 * sizeof(T));
+    return a.form == b.form && a.eps == b.eps && same_fields(a, b, &C::x0_a, 2) && same_fields(a, b, &C::eps_a, 6);
 }
 
 /// Whether rows r and q use the same clipping (none given: both unclipped).
@@ -678,29 +716,226 @@ template <class T>
     return clips.empty() || same_row(clips[r], clips[q]);
 }
 
+/// Whether every value of `v` is the same bits as the first (`same(a, b)`):
+/// a batch at one timestep. Stops at the first value that differs.
+template <class V, class Same>
+[[nodiscard]] bool all_same(std::span<const V> v, Same&& same) noexcept {
+    for (std::size_t r = 1; r < v.size(); ++r)
+        if (!same(v[0], v[r])) return false;
+    return true;
+}
+
+/// Per-sample parameters of a batch call, one value per row. `fallback`
+/// stands for every row when `values` is empty (no clipping given).
+template <class V>
+struct per_row {
+    static constexpr bool uniform = false;
+    std::span<const V> values;
+    V fallback{};
+    [[nodiscard]] DDPM_FORCEINLINE const V& operator[](std::size_t r) const noexcept {
+        return values.empty() ? fallback : values[r];
+    }
+};
+
+/// Per-sample parameters of a batch call, one value for every row (the
+/// samples share a timestep): the tile loops look nothing up, compare
+/// nothing and make one range call per tile.
+template <class V>
+struct every_row {
+    static constexpr bool uniform = true;
+    V value{};
+    [[nodiscard]] DDPM_FORCEINLINE const V& operator[](std::size_t) const noexcept { return value; }
+};
+
+/// Whether rows r and q of `p` have the same bits (always, for every_row).
+template <class P>
+[[nodiscard]] DDPM_FORCEINLINE bool same_params(const P& p, std::size_t r, std::size_t q) noexcept {
+    if constexpr (P::uniform) return true;
+    else return p.values.empty() || same_row(p[r], p[q]);
+}
+
+/// Calls f(coefficients, clips) with every_row accessors when all rows share
+/// their coefficients and clipping (checked once per call, stopping at the
+/// first row that differs), else with per_row ones. The results are the same
+/// bits either way; only the per-row lookups and comparisons go.
+template <class C, class T, class F>
+DDPM_FORCEINLINE void with_row_params(std::span<const C> coefficients, std::span<const x0_clip<T>> clips, F&& f) {
+    const auto same = [](const auto& a, const auto& b) { return same_row(a, b); };
+    if (all_same(coefficients, same) && all_same(clips, same))
+        f(every_row<C>{coefficients[0]}, every_row<x0_clip<T>>{clips.empty() ? x0_clip<T>{} : clips[0]});
+    else
+        f(per_row<C>{coefficients}, per_row<x0_clip<T>>{clips});
+}
+
+/// The checks of a *_step_uniform call (B ≥ 1 dividing xt.size(); clips B,
+/// one or none); returns D.
+inline std::size_t check_uniform_batch(std::string_view where, std::size_t batch, std::size_t clips,
+                                       std::size_t xt_size) {
+    const std::size_t dim = check_rows(where, batch, xt_size, "batch");
+    if (clips > 1) check_equal(where, "clips", clips, batch, "(one per sample, one for every sample, or none)");
+    return dim;
+}
+
+/// Calls f(coefficients, clips) for a *_step_uniform call: every_row
+/// coefficients, and every_row clips (one or none given) or per_row ones.
+template <class C, class T, class F>
+DDPM_FORCEINLINE void with_uniform_params(const C& coefficients, std::span<const x0_clip<T>> clips, F&& f) {
+    if (clips.size() <= 1) f(every_row<C>{coefficients}, every_row<x0_clip<T>>{clips.empty() ? x0_clip<T>{} : clips[0]});
+    else f(every_row<C>{coefficients}, per_row<x0_clip<T>>{clips});
+}
+
+/// Runs the tiles of a batch step: `run(r, k, z)` for each run of rows
+/// [r, r + k) that shares one range call, z the tile's counter noise (drawn
+/// when `wants_noise(r)` for a row of the tile). Rows share a call when
+/// `merge` (rows_may_share_calls, one output channel) and their parameters
+/// are the same bits: with every_row parameters a whole tile is one call.
+template <class T, class Coefs, class Clips, class Wants, class Run>
+DDPM_FORCEINLINE void for_each_step_run(std::size_t rows, std::size_t dim, const execution& exec, backend bk,
+                                        const step_noise<T>& noise, const Coefs& coefficients, const Clips& clips,
+                                        bool merge, Wants&& wants_noise, Run&& run) {
+    for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
+        alignas(64) T z[chunk_elements];
+        if constexpr (Coefs::uniform) {
+            if (noise.source == step_noise<T>::kind::stream && wants_noise(row))
+                draw_tile<T>(noise.stream, row, tile_rows, dim, first, n, z, bk);
+            if (Clips::uniform && merge) {
+                run(row, tile_rows, first, n, z);
+                return;
+            }
+        } else {
+            tile_noise(noise, wants_noise, row, tile_rows, dim, first, n, z, bk);
+        }
+        for_each_run(
+            row, tile_rows,
+            [&](std::size_t r, std::size_t q) {
+                return merge && same_params(coefficients, r, q) && same_params(clips, r, q);
+            },
+            [&](std::size_t r, std::size_t k) { run(r, k, first, n, z + (r - row) * n); });
+    });
+}
+
+/// The noise of the run that starts at row r: `tile_z` (its rows of the
+/// tile's counter noise), the caller's buffer, or none.
+template <class T>
+DDPM_FORCEINLINE const T* run_noise(const step_noise<T>& noise, bool wanted, std::size_t r, std::size_t dim,
+                                    std::size_t first, const T* tile_z) noexcept {
+    if (!wanted) return nullptr;
+    if (noise.source == step_noise<T>::kind::stream) return tile_z;
+    if (noise.source == step_noise<T>::kind::buffer) return noise.buffer.data() + r * dim + first;
+    return nullptr;
+}
+
+/// The body of ddpm_step / ddpm_step_uniform, sizes checked: per_row or
+/// every_row coefficients and clips.
+template <class T, class Coefs, class Clips>
+void ddpm_step_rows(const Coefs& coefficients, const Clips& clips, step_variance variance,
+                    std::span<const T> model_output, std::span<const T> xt, const step_noise<T>& noise,
+                    std::span<T> x_prev, std::span<T> x0_out, std::size_t rows, std::size_t dim, const execution& exec,
+                    backend bk, const kernel_table<T>* table) {
+    const std::size_t channels = variance == step_variance::fixed ? 1 : 2;
+    const auto wants_noise = [&](std::size_t r) {
+        const auto& c = coefficients[r];
+        return noise.source != step_noise<T>::kind::none && !c.final_step &&
+               (variance != step_variance::fixed || c.noise_scale != T(0));
+    };
+    // Rows with the same coefficients and clipping (one timestep for the
+    // batch) are one range call; a learned variance interleaves its channels
+    // per row, so those rows go one by one.
+    const bool merge = rows_may_share_calls<T>(bk, table != nullptr, dim) && channels == 1;
+    for_each_step_run<T>(rows, dim, exec, bk, noise, coefficients, clips, merge, wants_noise,
+                         [&](std::size_t r, std::size_t k, std::size_t first, std::size_t n, const T* tile_z) {
+        const auto& c = coefficients[r];
+        const std::size_t off = r * dim + first, len = k * n;
+        const T* zp = run_noise(noise, wants_noise(r), r, dim, first, tile_z);
+        const x0_clip<T>& clip = clips[r];
+        const T* out = model_output.data() + r * channels * dim + first;
+        const T* var = channels == 2 ? out + dim : nullptr;
+        T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
+        dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
+            auto run = [&]<step_variance V>() {
+                if (V == step_variance::fixed && table)
+                    table->ddpm[form_index(F)][C](out, var, xt.data() + off, zp, x_prev.data() + off, x0p, len, c, clip);
+                else if (bk == backend::simd)
+                    ddpm_range<backend::simd, F, C, V, T, default_simd_arch, compile_time_peels>(
+                        out, var, xt.data() + off, zp, x_prev.data() + off, x0p, len, c, clip);
+                else
+                    ddpm_range<backend::scalar, F, C, V>(out, var, xt.data() + off, zp, x_prev.data() + off, x0p, len,
+                                                         c, clip);
+            };
+            switch (variance) {
+            case step_variance::fixed: run.template operator()<step_variance::fixed>(); break;
+            case step_variance::learned_range: run.template operator()<step_variance::learned_range>(); break;
+            case step_variance::learned_log: run.template operator()<step_variance::learned_log>(); break;
+            case step_variance::learned_raw: run.template operator()<step_variance::learned_raw>(); break;
+            }
+        });
+    });
+}
+
+/// The body of ddim_step / ddim_step_uniform, sizes checked.
+template <class T, class Coefs, class Clips>
+void ddim_step_rows(const Coefs& coefficients, const Clips& clips, std::span<const T> model_output,
+                    std::span<const T> xt, const step_noise<T>& noise, std::span<T> x_prev, std::span<T> x0_out,
+                    std::size_t rows, std::size_t dim, std::size_t channels, const execution& exec, backend bk,
+                    const kernel_table<T>* table) {
+    const auto wants_noise = [&](std::size_t r) {
+        return noise.source != step_noise<T>::kind::none && coefficients[r].sigma != T(0);
+    };
+    const bool merge = rows_may_share_calls<T>(bk, table != nullptr, dim) && channels == 1;
+    for_each_step_run<T>(rows, dim, exec, bk, noise, coefficients, clips, merge, wants_noise,
+                         [&](std::size_t r, std::size_t k, std::size_t first, std::size_t n, const T* tile_z) {
+        const auto& c = coefficients[r];
+        const std::size_t off = r * dim + first, len = k * n;
+        const T* zp = run_noise(noise, wants_noise(r), r, dim, first, tile_z);
+        const x0_clip<T>& clip = clips[r];
+        T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
+        const T* out = model_output.data() + r * channels * dim + first;
+        dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
+            if (table)
+                table->ddim[form_index(F)][C](out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c, clip);
+            else if (bk == backend::simd)
+                ddim_range<backend::simd, F, C, T, default_simd_arch, compile_time_peels>(
+                    out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c, clip);
+            else
+                ddim_range<backend::scalar, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c, clip);
+        });
+    });
+}
+
+/// Whether every sample of a forward noising call has the same a and b (one
+/// timestep for the batch): then forward_tile makes one call per tile.
+template <class T>
+[[nodiscard]] bool uniform_forward(std::span<const T> a, std::span<const T> b) noexcept {
+    const auto same = [](T u, T v) { return same_bits(u, v); };
+    return all_same(a, same) && all_same(b, same);
+}
+
 /// x_t = a_r·x_0 + b_r·z over a tile of rows [row, row + rows), elements
 /// [first, first + n) of each, z already drawn: consecutive rows with the same
 /// coefficients (one timestep for the batch) are one range call over their
-/// contiguous elements.
+/// contiguous elements; `uniform` (uniform_forward) says every row has them.
 template <class T>
 void forward_tile(const kernel_table<T>* table, backend bk, const T* x0, const T* z, T* xt, std::span<const T> a,
                   std::span<const T> b, std::size_t dim, std::size_t row, std::size_t rows, std::size_t first,
-                  std::size_t n) noexcept {
+                  std::size_t n, bool uniform) noexcept {
+    const bool merge = rows_may_share_calls<T>(bk, table != nullptr, n);
+    const auto run = [&](std::size_t r, std::size_t k) {
+        const std::size_t off = r * dim + first, len = k * n;
+        if (table)
+            table->forward(x0 + off, z + off, xt + off, len, a[r], b[r]);
+        else if (bk == backend::simd)
+            forward_range<backend::simd, T, default_simd_arch, compile_time_peels>(x0 + off, z + off, xt + off, len,
+                                                                                    a[r], b[r]);
+        else
+            forward_range<backend::scalar>(x0 + off, z + off, xt + off, len, a[r], b[r]);
+    };
+    if (uniform && merge) {
+        run(row, rows);
+        return;
+    }
     for_each_run(
-        row, rows,
-        [&](std::size_t r, std::size_t q) {
-            return rows_may_share_calls<T>(bk, table != nullptr, n) && same_bits(a[r], a[q]) && same_bits(b[r], b[q]);
-        },
-        [&](std::size_t r, std::size_t k) {
-            const std::size_t off = r * dim + first, len = k * n;
-            if (table)
-                table->forward(x0 + off, z + off, xt + off, len, a[r], b[r]);
-            else if (bk == backend::simd)
-                forward_range<backend::simd, T, default_simd_arch, compile_time_peels>(x0 + off, z + off, xt + off, len,
-                                                                                        a[r], b[r]);
-            else
-                forward_range<backend::scalar>(x0 + off, z + off, xt + off, len, a[r], b[r]);
-        });
+        row, rows, [&](std::size_t r, std::size_t q) { return merge && same_bits(a[r], a[q]) && same_bits(b[r], b[q]); },
+        run);
 }
 
 } // namespace detail
@@ -721,6 +956,7 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "eps", eps.size(), x0.size(), "elements (B x D)");
     random::detail::check_version(where, ns.version);
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
+    const bool uniform = detail::uniform_forward(a, b);
     detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
         if (rows == 1) {
             // One row (long samples): one pass, the normals made in registers,
@@ -737,7 +973,7 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
         }
         // A tile of short rows: their noise is drawn across samples.
         detail::draw_tile<T>(ns, row, rows, dim, first, n, eps.data() + row * dim + first, bk);
-        detail::forward_tile<T>(table, bk, x0.data(), eps.data(), xt.data(), a, b, dim, row, rows, first, n);
+        detail::forward_tile<T>(table, bk, x0.data(), eps.data(), xt.data(), a, b, dim, row, rows, first, n, uniform);
     });
 }
 
@@ -751,8 +987,9 @@ void forward_noise(std::span<const T> x0, std::span<const T> a, std::span<const 
     detail::check_equal(where, "noise", noise.size(), x0.size(), "elements (B x D)");
     detail::check_equal(where, "xt", xt.size(), x0.size(), "elements (B x D)");
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
+    const bool uniform = detail::uniform_forward(a, b);
     detail::for_each_tile(a.size(), dim, exec, [&](std::size_t row, std::size_t rows, std::size_t first, std::size_t n) {
-        detail::forward_tile<T>(table, bk, x0.data(), noise.data(), xt.data(), a, b, dim, row, rows, first, n);
+        detail::forward_tile<T>(table, bk, x0.data(), noise.data(), xt.data(), a, b, dim, row, rows, first, n, uniform);
     });
 }
 
@@ -772,61 +1009,34 @@ void ddpm_step(std::span<const reverse_coefficients<T>> coefficients, std::span<
     constexpr std::string_view where = "ddpm::kernels::ddpm_step";
     const std::size_t rows = coefficients.size();
     const std::size_t dim = detail::check_rows(where, rows, xt.size());
-    const std::size_t channels = variance == step_variance::fixed ? 1 : 2;
-    detail::check_equal(where, "model_output", model_output.size(), channels * xt.size(),
-                        channels == 1 ? "elements (B x D)" : "elements (B x 2D for a learned variance)");
     if (!clips.empty()) detail::check_equal(where, "clips", clips.size(), rows, "(one per sample, or none)");
-    detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
-    if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
-    detail::check_noise(where, noise, xt.size());
+    detail::check_step_sizes(where, variance, model_output, xt, noise, x_prev, x0_out);
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
-    const auto wants_noise = [&](std::size_t r) {
-        const auto& c = coefficients[r];
-        return noise.source != step_noise<T>::kind::none && !c.final_step &&
-               (variance != step_variance::fixed || c.noise_scale != T(0));
-    };
-    detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
-        alignas(64) T z[detail::chunk_elements];
-        detail::tile_noise(noise, wants_noise, row, tile_rows, dim, first, n, z, bk);
-        // Rows with the same coefficients and clipping (one timestep for the
-        // batch) are one range call; a learned variance interleaves its
-        // channels per row, so those rows go one by one.
-        detail::for_each_run(
-            row, tile_rows,
-            [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 &&
-                       detail::same_row(coefficients[r], coefficients[q]) && detail::same_clip(clips, r, q);
-            },
-            [&](std::size_t r, std::size_t k) {
-                const auto& c = coefficients[r];
-                const std::size_t off = r * dim + first, len = k * n;
-                const T* zp = detail::row_noise(noise, wants_noise(r), row, r, dim, first, n, z);
-                const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[r];
-                const T* out = model_output.data() + r * channels * dim + first;
-                const T* var = channels == 2 ? out + dim : nullptr;
-                T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
-                detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
-                    auto run = [&]<step_variance V>() {
-                        if (V == step_variance::fixed && table)
-                            table->ddpm[detail::form_index(F)][C](out, var, xt.data() + off, zp, x_prev.data() + off, x0p,
-                                                                  len, c, clip);
-                        else if (bk == backend::simd)
-                            detail::ddpm_range<backend::simd, F, C, V, T, detail::default_simd_arch, detail::compile_time_peels>(
-                                out, var, xt.data() + off, zp, x_prev.data() + off,
-                                                                       x0p, len, c, clip);
-                        else
-                            detail::ddpm_range<backend::scalar, F, C, V>(out, var, xt.data() + off, zp,
-                                                                         x_prev.data() + off, x0p, len, c, clip);
-                    };
-                    switch (variance) {
-                    case step_variance::fixed: run.template operator()<step_variance::fixed>(); break;
-                    case step_variance::learned_range: run.template operator()<step_variance::learned_range>(); break;
-                    case step_variance::learned_log: run.template operator()<step_variance::learned_log>(); break;
-                    case step_variance::learned_raw: run.template operator()<step_variance::learned_raw>(); break;
-                    }
-                });
-            });
+    detail::with_row_params(coefficients, clips, [&](const auto& coefs, const auto& clip_of) {
+        detail::ddpm_step_rows<T>(coefs, clip_of, variance, model_output, xt, noise, x_prev, x0_out, rows, dim, exec,
+                                  bk, table);
+    });
+}
+
+/// The fused DDPM step for a batch whose samples share one timestep: the
+/// same coefficients for every sample (ddpm::sample's case). The same bits
+/// as ddpm_step with B copies of `coefficients`, without reading B of them.
+/// @param batch B ≥ 1; xt.size() must be a multiple of it.
+/// @param clips B clip bounds (dynamic thresholding), one for every sample
+///        (static clipping), or none.
+template <class T>
+void ddpm_step_uniform(const reverse_coefficients<T>& coefficients, std::size_t batch,
+                       std::span<const x0_clip<T>> clips, step_variance variance, std::span<const T> model_output,
+                       std::span<const T> xt, const step_noise<T>& noise, std::span<T> x_prev, std::span<T> x0_out,
+                       const execution& exec = {}, backend bk = best_backend) {
+    constexpr std::string_view where = "ddpm::kernels::ddpm_step_uniform";
+    const std::size_t dim = detail::check_uniform_batch(where, batch, clips.size(), xt.size());
+    detail::check_step_sizes(where, variance, model_output, xt, noise, x_prev, x0_out);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
+    detail::with_uniform_params(coefficients, clips, [&](const auto& coefs, const auto& clip_of) {
+        detail::ddpm_step_rows<T>(coefs, clip_of, variance, model_output, xt, noise, x_prev, x0_out, batch, dim, exec,
+                                  bk, table);
     });
 }
 
@@ -841,47 +1051,31 @@ void ddim_step(std::span<const ddim_coefficients<T>> coefficients, std::span<con
     constexpr std::string_view where = "ddpm::kernels::ddim_step";
     const std::size_t rows = coefficients.size();
     const std::size_t dim = detail::check_rows(where, rows, xt.size());
-    if (channels != 1 && channels != 2) ddpm::detail::throw_invalid(where, "channels", channels, "1 or 2");
-    detail::check_equal(where, "model_output", model_output.size(), channels * xt.size(),
-                        channels == 1 ? "elements (B x D)" : "elements (B x 2D)");
     if (!clips.empty()) detail::check_equal(where, "clips", clips.size(), rows, "(one per sample, or none)");
-    detail::check_equal(where, "x_prev", x_prev.size(), xt.size(), "elements (B x D)");
-    if (!x0_out.empty()) detail::check_equal(where, "x0_out", x0_out.size(), xt.size(), "elements (B x D, or none)");
-    detail::check_noise(where, noise, xt.size());
+    detail::check_ddim_sizes(where, channels, model_output, xt, noise, x_prev, x0_out);
     const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
 
-    const auto wants_noise = [&](std::size_t r) {
-        return noise.source != step_noise<T>::kind::none && coefficients[r].sigma != T(0);
-    };
-    detail::for_each_tile(rows, dim, exec, [&](std::size_t row, std::size_t tile_rows, std::size_t first, std::size_t n) {
-        alignas(64) T z[detail::chunk_elements];
-        detail::tile_noise(noise, wants_noise, row, tile_rows, dim, first, n, z, bk);
-        detail::for_each_run(
-            row, tile_rows,
-            [&](std::size_t r, std::size_t q) {
-                return detail::rows_may_share_calls<T>(bk, table != nullptr, n) && channels == 1 &&
-                       detail::same_row(coefficients[r], coefficients[q]) && detail::same_clip(clips, r, q);
-            },
-            [&](std::size_t r, std::size_t k) {
-                const auto& c = coefficients[r];
-                const std::size_t off = r * dim + first, len = k * n;
-                const T* zp = detail::row_noise(noise, wants_noise(r), row, r, dim, first, n, z);
-                const x0_clip<T> clip = clips.empty() ? x0_clip<T>{} : clips[r];
-                T* x0p = x0_out.empty() ? nullptr : x0_out.data() + off;
-                const T* out = model_output.data() + r * channels * dim + first;
-                detail::dispatch_form_clip(c.form, clip.enabled, [&]<x0_form F, bool C>() {
-                    if (table)
-                        table->ddim[detail::form_index(F)][C](out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c,
-                                                              clip);
-                    else if (bk == backend::simd)
-                        detail::ddim_range<backend::simd, F, C, T, detail::default_simd_arch, detail::compile_time_peels>(
-                            out, xt.data() + off, zp, x_prev.data() + off, x0p, len, c,
-                                                                clip);
-                    else
-                        detail::ddim_range<backend::scalar, F, C>(out, xt.data() + off, zp, x_prev.data() + off, x0p, len,
-                                                                  c, clip);
-                });
-            });
+    detail::with_row_params(coefficients, clips, [&](const auto& coefs, const auto& clip_of) {
+        detail::ddim_step_rows<T>(coefs, clip_of, model_output, xt, noise, x_prev, x0_out, rows, dim, channels, exec,
+                                  bk, table);
+    });
+}
+
+/// The fused DDIM step for a batch whose samples share one timestep (see
+/// ddpm_step_uniform): the same bits as ddim_step with B copies of
+/// `coefficients`. `clips`: B, one for every sample, or none.
+template <class T>
+void ddim_step_uniform(const ddim_coefficients<T>& coefficients, std::size_t batch, std::span<const x0_clip<T>> clips,
+                       std::span<const T> model_output, std::span<const T> xt, const step_noise<T>& noise,
+                       std::span<T> x_prev, std::span<T> x0_out, const execution& exec = {},
+                       backend bk = best_backend, std::size_t channels = 1) {
+    constexpr std::string_view where = "ddpm::kernels::ddim_step_uniform";
+    const std::size_t dim = detail::check_uniform_batch(where, batch, clips.size(), xt.size());
+    detail::check_ddim_sizes(where, channels, model_output, xt, noise, x_prev, x0_out);
+    const auto* table = detail::dispatched<detail::kernel_table<T>>(where, bk);
+    detail::with_uniform_params(coefficients, clips, [&](const auto& coefs, const auto& clip_of) {
+        detail::ddim_step_rows<T>(coefs, clip_of, model_output, xt, noise, x_prev, x0_out, batch, dim, channels, exec,
+                                  bk, table);
     });
 }
 

@@ -232,23 +232,30 @@ template <class T>
 /// when `noise` is none or σ = 0. `prev` may alias `x` or the noise buffer;
 /// `x0` must not alias an input. The network output has `channels`·dim
 /// values per sample (a learned variance's extra channels are ignored, as
-/// diffusers does).
+/// diffusers does). With `uniform` (a batch at one timestep) only coef(0) is
+/// asked for and the step runs on kernels::ddim_step_uniform.
 template <class T, class Coef>
 void ddim_step_kernel(const clip_options& clip, Coef&& coef, std::span<const T> out, std::span<const T> x,
                       const kernels::step_noise<T>& noise, std::span<T> prev, std::span<T> x0, std::size_t batch,
-                      std::size_t dim, std::size_t channels, step_scratch<T>& scratch, const execution& exec) {
+                      std::size_t dim, std::size_t channels, step_scratch<T>& scratch, const execution& exec,
+                      bool uniform = false) {
     const std::size_t stride = channels * dim;
-    for (std::size_t b = 0; b < batch; ++b) scratch.ddim[b] = coef(b).kernel();
+    for (std::size_t b = 0; b < (uniform ? 1 : batch); ++b) scratch.ddim[b] = coef(b).kernel();
     const auto clips = step_clips<T>(
         clip,
         [&](std::size_t b, std::span<T> row) {
             const T* o = out.data() + b * stride;
             const T* xb = x.data() + b * dim;
-            for (std::size_t i = 0; i < dim; ++i) row[i] = kernels::scalar::ddim_x0(scratch.ddim[b], xb[i], o[i]);
+            const auto& c = scratch.ddim[uniform ? 0 : b];
+            for (std::size_t i = 0; i < dim; ++i) row[i] = kernels::scalar::ddim_x0(c, xb[i], o[i]);
         },
-        x0, batch, dim, scratch);
-    kernels::ddim_step<T>(std::span<const kernels::ddim_coefficients<T>>(scratch.ddim.data(), batch), clips, out, x,
-                          noise, prev, x0, exec, kernels::best_backend, channels);
+        x0, batch, dim, scratch, uniform);
+    if (uniform)
+        kernels::ddim_step_uniform<T>(scratch.ddim[0], batch, clips, out, x, noise, prev, x0, exec,
+                                      kernels::best_backend, channels);
+    else
+        kernels::ddim_step<T>(std::span<const kernels::ddim_coefficients<T>>(scratch.ddim.data(), batch), clips, out,
+                              x, noise, prev, x0, exec, kernels::best_backend, channels);
 }
 
 /// One step of DDIM inversion (η = 0) from the level ᾱ_prev (`x`, known) up
@@ -415,7 +422,7 @@ public:
                  const execution& exec) const {
         const auto c = position_coefficients(i);
         detail::ddim_step_kernel<T>(m_options.clip, [&c](std::size_t) { return c; }, model_out, x, noise, x_next, x0,
-                                    x.size() / dim, dim, output_channels(), scratch, exec);
+                                    x.size() / dim, dim, output_channels(), scratch, exec, true);
     }
     /// The coefficients of position i (public for the inversion driver).
     [[nodiscard]] detail::ddim_coefficients<T> position_coefficients(std::size_t i) const noexcept {

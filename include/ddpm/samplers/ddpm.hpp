@@ -84,13 +84,16 @@ namespace detail {
 /// an empty span for no clipping. Dynamic thresholding first forms x̂_0 (into
 /// `x0`, or a scratch row when `x0` is empty: nobody reads it) to find each
 /// sample's scale s; the kernel then clamps to [−s, s] and divides by s, as
-/// diffusers' _threshold_sample does.
+/// diffusers' _threshold_sample does. With `one_for_all` (the *_step_uniform
+/// kernels) static clipping is one x0_clip for every sample.
 template <class T, class X0Of>
 std::span<const kernels::x0_clip<T>> step_clips(const clip_options& clip, X0Of&& x0_of, std::span<T> x0,
-                                                std::size_t batch, std::size_t dim, step_scratch<T>& scratch) {
+                                                std::size_t batch, std::size_t dim, step_scratch<T>& scratch,
+                                                bool one_for_all = false) {
     switch (clip.kind) {
     case clip_options::mode::none: return {};
     case clip_options::mode::clip:
+        if (one_for_all) batch = 1;
         for (std::size_t b = 0; b < batch; ++b)
             scratch.clips[b] = {true, static_cast<T>(clip.clip_range), T(1)};
         break;
@@ -125,14 +128,17 @@ std::span<const kernels::x0_clip<T>> step_clips(const clip_options& clip, X0Of&&
 ///   μ   = c_x0 x̂_0 + c_xt x_t     (posterior mean, eq. 7)
 ///   x_prev = μ + σ z              (σ from the variance type; no z when `noise` is none)
 ///
-/// `coef(b)` returns {reverse_coefficients, noisy} for sample b. `prev` may
+/// `coef(b)` returns {reverse_coefficients, noisy} for sample b; with
+/// `uniform` (a batch at one timestep) only coef(0) is asked for and the step
+/// runs on kernels::ddpm_step_uniform, with no per-sample copies. `prev` may
 /// alias `x` or the noise buffer; `x0` must not alias any input.
 template <class T, class Coef>
 void ddpm_step_kernel(const model_options& opt, bool diffusers, Coef&& coef, std::span<const T> out,
                       std::span<const T> x, const kernels::step_noise<T>& noise, std::span<T> prev, std::span<T> x0,
-                      std::size_t batch, std::size_t dim, step_scratch<T>& scratch, const execution& exec) {
+                      std::size_t batch, std::size_t dim, step_scratch<T>& scratch, const execution& exec,
+                      bool uniform = false) {
     const std::size_t stride = output_channels(opt.variance) * dim;
-    for (std::size_t b = 0; b < batch; ++b) {
+    for (std::size_t b = 0; b < (uniform ? 1 : batch); ++b) {
         const auto cb = coef(b);
         scratch.ddpm[b] = cb.c;
         scratch.ddpm[b].final_step = !cb.noisy;
@@ -142,11 +148,16 @@ void ddpm_step_kernel(const model_options& opt, bool diffusers, Coef&& coef, std
         [&](std::size_t b, std::span<T> row) {
             const T* o = out.data() + b * stride;
             const T* xb = x.data() + b * dim;
-            for (std::size_t i = 0; i < dim; ++i) row[i] = kernels::scalar::predict_x0(scratch.ddpm[b], xb[i], o[i]);
+            const auto& c = scratch.ddpm[uniform ? 0 : b];
+            for (std::size_t i = 0; i < dim; ++i) row[i] = kernels::scalar::predict_x0(c, xb[i], o[i]);
         },
-        x0, batch, dim, scratch);
-    kernels::ddpm_step<T>(std::span<const kernels::reverse_coefficients<T>>(scratch.ddpm.data(), batch), clips,
-                          step_variance_of(opt.variance, diffusers), out, x, noise, prev, x0, exec);
+        x0, batch, dim, scratch, uniform);
+    const auto variance = step_variance_of(opt.variance, diffusers);
+    if (uniform)
+        kernels::ddpm_step_uniform<T>(scratch.ddpm[0], batch, clips, variance, out, x, noise, prev, x0, exec);
+    else
+        kernels::ddpm_step<T>(std::span<const kernels::reverse_coefficients<T>>(scratch.ddpm.data(), batch), clips,
+                              variance, out, x, noise, prev, x0, exec);
 }
 
 template <class T>
@@ -322,7 +333,7 @@ public:
         const auto c = position_coefficients(i);
         detail::ddpm_step_kernel<T>(
             m_options, chain_schedule().profile() == profile::diffusers, [&](std::size_t) { return c; }, model_out,
-            x, noise, x_next, x0, x.size() / dim, dim, scratch, exec);
+            x, noise, x_next, x0, x.size() / dim, dim, scratch, exec, true);
     }
 
 private:
