@@ -111,6 +111,18 @@ inline std::vector<float> reference_row(std::uint64_t seed, std::uint32_t sample
     return row;
 }
 
+/// One row of a fill (see grid::fill_args): the scalar fills for uniforms
+/// and stream v1, reference_row for stream v2.
+inline std::vector<float> fill_reference(std::uint64_t seed, std::uint32_t sample, std::uint32_t step,
+                                         std::uint64_t offset, std::size_t dim, bool uniform,
+                                         ddpm::random::noise_version version) {
+    std::vector<float> ref(dim);
+    if (uniform) ddpm::random::fill_uniform_scalar(ref, seed, sample, step, offset);
+    else if (version == ddpm::random::noise_version::v1) ddpm::random::fill_normal_scalar(ref, seed, sample, step, offset);
+    else ref = reference_row(seed, sample, step, offset, dim, false, version);
+    return ref;
+}
+
 template <class T>
 struct counter_noise {
     std::uint64_t seed = 0;
