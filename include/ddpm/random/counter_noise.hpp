@@ -36,8 +36,9 @@
 // stream), tiles of whole rows (fill_normal_rows: B samples × D elements in
 // one call, vectorised across samples when D < 64, so that short samples cost
 // per element, not per 64-element group; the same stream; with
-// noise_version::v2, the opt-in stream v2 that packs a sample's last partial
-// group four elements to a block, see noise_version), the SIMD building
+// noise_version::v2, stream v2 — the default of the kernels, samplers and
+// CUDA — that packs a sample's last partial group four elements to a block,
+// see noise_version), the SIMD building
 // block normal_batches / uniform_batches for fused kernels, and
 // counter_engine, a UniformRandomBitGenerator over one stream.
 //
@@ -144,8 +145,10 @@ namespace detail {
 
 /// The versions of the normal stream.
 ///
-/// v1 (the default everywhere: kernels, samplers, CUDA) is the mapping at the
-/// top of this file. v2 is v1 for a sample's whole 64-element groups and a
+/// v1 is the mapping at the top of this file (and that of the per-element and
+/// span functions here: normal_at, fill_normal, counter_engine). v2, the
+/// default of the kernels (kernels::noise_stream), the samplers
+/// (ddpm::counter_noise) and CUDA, is v1 for a sample's whole 64-element groups and a
 /// compact layout for its last partial group: with G = ⌊D/64⌋ whole groups in
 /// a sample of D elements, element 64G + t (t < D mod 64) uses block
 /// 16G + ⌊t/4⌋, word t mod 4. So in v2 a value depends on the sample size D as
