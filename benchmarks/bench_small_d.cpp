@@ -17,6 +17,7 @@
 //   ./build/benchmarks/bench_small_d --benchmark_filter=per_element
 //   ./build/benchmarks/bench_small_d --benchmark_filter=threads_sweep
 //   ./build/benchmarks/bench_small_d --benchmark_filter=loop
+#include "bench_inputs.hpp"
 #include <benchmark/benchmark.h>
 
 #include <ddpm/core/coefficients.hpp>
@@ -35,13 +36,7 @@ namespace {
 
 constexpr std::int64_t elements = 196'608; // 2^16 · 3
 
-std::vector<float> gaussian(std::size_t n, std::uint64_t seed) {
-    std::mt19937_64 g(seed);
-    std::normal_distribution<float> d;
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(g);
-    return v;
-}
+using ddpm_bench::gaussian;
 
 struct shape {
     std::size_t batch, dim, n;

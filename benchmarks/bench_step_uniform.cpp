@@ -8,6 +8,7 @@
 // fixed_small, static clipping, counter noise; DDIM with η = 1.
 //
 //   ./build/benchmarks/bench_step_uniform_default --benchmark_filter=per_element
+#include "bench_inputs.hpp"
 #include <benchmark/benchmark.h>
 
 #include <ddpm/core/coefficients.hpp>
@@ -19,13 +20,7 @@
 
 namespace {
 
-std::vector<float> gaussian(std::size_t n, std::uint64_t seed) {
-    std::mt19937_64 g(seed);
-    std::normal_distribution<float> d;
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(g);
-    return v;
-}
+using ddpm_bench::gaussian;
 
 struct shape {
     std::size_t batch, dim, n;
